@@ -1,0 +1,80 @@
+"""Crash-safe file writes: readers only ever see a complete file under its final name.
+
+Used for shards, stats files, checkpoints and replay chunks. The data goes to a temporary name in
+the same directory (same filesystem, so the final `os.replace` is atomic), is flushed and
+fsync'ed, and only then renamed. A kill -9 at any moment leaves either the old file or the new
+one, plus at worst a stray temporary that the next run ignores or removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import IO, Iterator
+
+TMP_SUFFIX = ".tmp"
+
+
+def tmp_path_for(path: str | os.PathLike) -> Path:
+    """The temporary name a file is written under before it is renamed to `path`."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path` atomically.
+
+    For writers that want a file name rather than a file object (tarfile, h5py, torch.save).
+    On an exception the temporary is removed and `path` is left untouched.
+    """
+    path = Path(path)
+    tmp = tmp_path_for(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """`open()` for writing whose result appears under `path` only once complete."""
+    if not any(m in mode for m in "wx"):
+        raise ValueError("atomic_open is for writing")
+    with atomic_path(path) as tmp:
+        with open(tmp, mode) as f:
+            yield f
+
+
+def write_json(path: str | os.PathLike, obj, **kwargs) -> None:
+    """Write `obj` as JSON atomically (indent 2 unless told otherwise)."""
+    kwargs.setdefault("indent", 2)
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, **kwargs)
+        f.write("\n")
+
+
+def remove_stale_tmp(directory: str | os.PathLike, pattern: str = "*") -> int:
+    """Delete temporaries left by a killed writer in `directory`; returns how many."""
+    n = 0
+    for p in Path(directory).glob(f"{pattern}{TMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            n += 1
+    return n

@@ -1,0 +1,1 @@
+"""Ingest: raw video -> 64x64 segments -> WebDataset tar shards, in parallel on dask."""

@@ -1,0 +1,1 @@
+"""Model: ContextWM and its baselines (plain ResNet WM, DreamerV2), pre-trained from shards."""
