@@ -1,0 +1,196 @@
+"""Aggregate evaluation curves over seeds, as the paper reports them.
+
+Each run directory written by `cwm-rl` holds `config.json` (with `env`, `task`, `agent`, `seed`)
+and `metrics.jsonl`, whose evaluation rows carry `step` (environment steps) and `eval_return`
+(plus `eval_success` on Meta-world). Runs are grouped by (env, task, agent); at every evaluation
+step shared by the group we report the mean and the interquartile mean (IQM, robust to one
+lucky or unlucky seed) with percentile-bootstrap 95% intervals over seeds. Published APV and
+DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are overlaid when present.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from cwm.errors import UserError
+
+METRICS = {"metaworld": "eval_success", "dmc": "eval_return", "dmcr": "eval_return"}
+_REFERENCE_FILES = {"metaworld": ("apv_metaworld_success.csv", "success"),
+                    "dmc": ("apv_dmc_return.csv", "return"),
+                    "dmcr": ("apv_dmc_return.csv", "return")}
+
+
+@dataclass
+class RunCurve:
+    path: Path
+    env: str
+    task: str
+    agent: str
+    seed: int
+    steps: np.ndarray = field(repr=False)
+    values: np.ndarray = field(repr=False)
+
+
+@dataclass
+class Row:
+    env: str
+    task: str
+    agent: str
+    step: int
+    seeds: int
+    mean: float
+    iqm: float
+    iqm_low: float
+    iqm_high: float
+
+
+def interquartile_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean of the middle 50% of values along `axis` (the middle half of the sorted samples)."""
+    x = np.sort(np.asarray(x, dtype=np.float64), axis=axis)
+    n = x.shape[axis]
+    lo, hi = n // 4, n - n // 4
+    return np.take(x, np.arange(lo, hi), axis=axis).mean(axis=axis)
+
+
+def bootstrap_interval(x: np.ndarray, stat=interquartile_mean, reps: int = 2000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of `stat` over the samples `x` (seeds)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 2:
+        v = float(stat(x)) if x.size else float("nan")
+        return v, v
+    rng = np.random.default_rng(seed)
+    resamples = x[rng.integers(0, x.size, size=(reps, x.size))]
+    stats = stat(resamples, axis=-1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))
+
+
+def load_run(path: str | Path) -> RunCurve:
+    path = Path(path)
+    cfg_file, metrics_file = path / "config.json", path / "metrics.jsonl"
+    if not cfg_file.is_file() or not metrics_file.is_file():
+        raise UserError(f"{path} is not a cwm-rl run directory (needs config.json and metrics.jsonl)")
+    cfg = json.loads(cfg_file.read_text())
+    env = cfg.get("env")
+    if env not in METRICS:
+        raise UserError(f"{path}: config.json names no known env ({env!r})")
+    metric = METRICS[env]
+    points: dict[int, float] = {}
+    for line in metrics_file.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill; every complete line before it is kept
+        if metric in row and "step" in row:
+            points[int(row["step"])] = float(row[metric])
+    steps = np.array(sorted(points), dtype=np.int64)
+    values = np.array([points[s] for s in steps], dtype=np.float64)
+    return RunCurve(path, env, str(cfg.get("task")), str(cfg.get("agent", "contextwm")),
+                    int(cfg.get("seed", 0)), steps, values)
+
+
+def aggregate(runs: list[RunCurve]) -> list[Row]:
+    """One row per (env, task, agent, step) at the evaluation steps every seed of the group has."""
+    groups: dict[tuple[str, str, str], list[RunCurve]] = {}
+    for run in runs:
+        groups.setdefault((run.env, run.task, run.agent), []).append(run)
+    rows = []
+    for (env, task, agent), members in sorted(groups.items()):
+        common = set(members[0].steps.tolist())
+        for m in members[1:]:
+            common &= set(m.steps.tolist())
+        for step in sorted(common):
+            vals = np.array([m.values[np.searchsorted(m.steps, step)] for m in members])
+            low, high = bootstrap_interval(vals)
+            rows.append(Row(env, task, agent, step, len(vals), float(vals.mean()),
+                            float(interquartile_mean(vals)), low, high))
+    return rows
+
+
+def reference_curves(env: str, task: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Published per-method mean curves for `task` ({method: (env_steps, mean)}); {} if none."""
+    if env not in _REFERENCE_FILES:
+        return {}
+    fname, column = _REFERENCE_FILES[env]
+    wanted = f"{'metaworld' if env == 'metaworld' else 'dmc'}_{task.removesuffix('-v3').replace('-', '_')}"
+    table: dict[str, dict[int, list[float]]] = {}
+    with resources.files("cwm.rl").joinpath("reference", fname).open() as f:
+        for rec in csv.DictReader(f):
+            if rec["task"] == wanted:
+                table.setdefault(rec["method"], {}).setdefault(int(rec["env_step"]), []).append(
+                    float(rec[column]))
+    out = {}
+    for method, by_step in table.items():
+        steps = np.array(sorted(by_step))
+        out[method] = (steps, np.array([np.mean(by_step[s]) for s in steps]))
+    return out
+
+
+def write_report(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
+    """Write `report.csv`, `report.md` and `curves.png` to `out_dir`; returns their paths."""
+    if not run_dirs:
+        raise UserError("give at least one run directory")
+    runs = [load_run(p) for p in run_dirs]
+    rows = aggregate(runs)
+    if not rows:
+        raise UserError("none of the runs has an evaluation yet (no eval rows in metrics.jsonl)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "report.csv", "md": out / "report.md", "png": out / "curves.png"}
+    fields = list(Row.__dataclass_fields__)
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(fields)
+        for r in rows:
+            writer.writerow([getattr(r, k) for k in fields])
+    paths["md"].write_text(_markdown(rows))
+    _plot(runs, rows, paths["png"])
+    return paths
+
+
+def _markdown(rows: list[Row]) -> str:
+    lines = ["| env | task | agent | step | seeds | mean | IQM | IQM 95% CI |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    last = {}
+    for r in rows:
+        last[(r.env, r.task, r.agent)] = r
+    for r in rows:
+        lines.append(f"| {r.env} | {r.task} | {r.agent} | {r.step} | {r.seeds} | {r.mean:.3f} | "
+                     f"{r.iqm:.3f} | [{r.iqm_low:.3f}, {r.iqm_high:.3f}] |")
+    lines += ["", "Final evaluation per group:", ""]
+    for (env, task, agent), r in last.items():
+        lines.append(f"- {env}/{task} {agent}: IQM {r.iqm:.3f} [{r.iqm_low:.3f}, {r.iqm_high:.3f}] "
+                     f"at step {r.step} over {r.seeds} seeds")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(runs: list[RunCurve], rows: list[Row], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({(r.env, r.task) for r in rows})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, (env, task) in zip(axes[0], tasks):
+        for agent in sorted({r.agent for r in rows if (r.env, r.task) == (env, task)}):
+            sel = [r for r in rows if (r.env, r.task, r.agent) == (env, task, agent)]
+            steps = [r.step for r in sel]
+            ax.plot(steps, [r.iqm for r in sel], label=f"{agent} (IQM)")
+            ax.fill_between(steps, [r.iqm_low for r in sel], [r.iqm_high for r in sel], alpha=0.25)
+        for method, (steps, mean) in reference_curves(env, task).items():
+            ax.plot(steps, mean, "--", linewidth=1, label=f"{method} (published mean)")
+        ax.set_title(f"{env} / {task}")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("success rate" if METRICS[env] == "eval_success" else "return")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

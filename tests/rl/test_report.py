@@ -1,0 +1,45 @@
+import json
+
+import numpy as np
+import pytest
+
+from cwm.errors import UserError
+from cwm.rl.report import bootstrap_interval, interquartile_mean, reference_curves, write_report
+
+
+def _fake_run(root, seed, values, env="metaworld", task="reach", agent="contextwm"):
+    run = root / f"{agent}-{seed}"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"env": env, "task": task, "agent": agent, "seed": seed}))
+    lines = [json.dumps({"step": 1000 * (i + 1), "eval_success": v}) for i, v in enumerate(values)]
+    lines.insert(1, json.dumps({"step": 1500, "loss": 3.0}))  # training rows are ignored
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n{\"step\": 9")  # cut-off last line
+    return run
+
+
+def test_iqm_ignores_outer_quartiles():
+    assert interquartile_mean(np.array([0.0, 1.0, 1.0, 100.0])) == pytest.approx(1.0)
+    lo, hi = bootstrap_interval(np.array([0.2, 0.4, 0.6, 0.8]))
+    assert 0.2 <= lo <= hi <= 0.8
+
+
+def test_report_aggregates_seeds(tmp_path):
+    runs = [_fake_run(tmp_path, s, [0.1 * s, 0.2 * s]) for s in range(4)]
+    paths = write_report(runs, tmp_path / "report")
+    text = paths["md"].read_text()
+    assert "| metaworld | reach | contextwm | 2000 | 4 |" in text
+    assert paths["png"].stat().st_size > 1000
+    rows = paths["csv"].read_text().splitlines()
+    assert len(rows) == 3  # header + two evaluation steps shared by all seeds
+
+
+def test_reference_curves_are_shipped():
+    ref = reference_curves("metaworld", "drawer-open-v3")
+    assert {"APV", "DreamerV2"} <= set(ref)
+    steps, mean = ref["APV"]
+    assert steps[0] == 5000 and 0 <= mean.max() <= 1
+
+
+def test_not_a_run_dir(tmp_path):
+    with pytest.raises(UserError, match="not a cwm-rl run"):
+        write_report([tmp_path], tmp_path / "r")
