@@ -1,0 +1,155 @@
+"""The streaming clip dataset: shard spec in, batches of clips out (a webdataset pipeline).
+
+Per DataLoader worker, built when the worker starts iterating so that every random choice is
+seeded from (seed, epoch, rank, worker) and nothing else:
+
+    training    ResampledShards (per dataset) -> safe tar reader -> window + context
+                -> weighted mix of datasets -> shuffle buffer -> batched(B) -> with_epoch
+    evaluation  every shard once -> split_by_node -> split_by_worker -> safe tar reader
+                -> window + context (seeded by key) -> batched(B, last batch partial)
+
+Training resamples shards with replacement on every rank and worker (different seeds), so a rank
+or worker never runs dry, however many ranks x workers there are per shard: every worker yields
+exactly its epoch's batches and all ranks stay in step (no DDP hang). Evaluation splits the shard
+list by rank then worker, so every sample is read exactly once across the whole job; ranks may
+then hold different numbers of batches, and a rank with no shard yields none.
+
+Batching happens here, inside the worker: handing over one [B, T, 64, 64, 3] tensor costs one IPC
+message instead of B (per-sample IPC with 2 workers ran at 620 samples/s vs 2,229 batched).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import webdataset as wds
+from torch.utils.data import IterableDataset
+from webdataset.utils import make_seed, pytorch_worker_info
+
+from cwm.errors import UserError
+from cwm.shards.collate import collate_clips
+from cwm.shards.sampling import to_clip
+from cwm.shards.spec import Source, resolve_sources
+from cwm.shards.tarstream import ReadStats, iter_shards
+
+
+@dataclass
+class ClipDatasetConfig:
+    spec: str
+    batch_size: int
+    seq_len: int = 25
+    train: bool = True
+    seed: int = 0
+    shuffle_buffer: int = 500
+    # Training epoch length in batches per worker; None: endless.
+    batches_per_worker: int | None = None
+
+
+@dataclass
+class ClipDataset(IterableDataset):
+    """Yields batch dicts (see `cwm.shards.collate`); iterate it in a DataLoader with batch_size=None."""
+
+    config: ClipDatasetConfig
+    sources: list[Source] = field(default_factory=list)
+    # Set by the loader before each pass, so consecutive epochs draw different clips.
+    epoch: int = 0
+    stats: ReadStats = field(default_factory=ReadStats)
+
+    def __post_init__(self):
+        super().__init__()
+        c = self.config
+        if c.batch_size < 1 or c.seq_len < 1 or c.shuffle_buffer < 0:
+            raise UserError(f"batch_size and seq_len must be >= 1 and shuffle_buffer >= 0, got "
+                            f"{c.batch_size}, {c.seq_len}, {c.shuffle_buffer}")
+        if not self.sources:
+            self.sources = resolve_sources(c.spec)
+
+    def __iter__(self) -> Iterator[dict]:
+        pipeline = self._training() if self.config.train else self._evaluation()
+        return iter(pipeline)
+
+    def _collate(self, clips):
+        return collate_clips(clips, self.config.seq_len)
+
+    def _evaluation(self) -> wds.DataPipeline:
+        c = self.config
+        shards = [s for src in self.sources for s in src.shards]
+        names = {s: src.name for src in self.sources for s in src.shards}
+        return wds.DataPipeline(
+            wds.SimpleShardList(shards),
+            wds.split_by_node,
+            wds.split_by_worker,
+            functools.partial(iter_shards, stats=self.stats),
+            functools.partial(self._clips, rng=None, names=names),
+            wds.batched(c.batch_size, collation_fn=self._collate, partial=True),
+        )
+
+    def _training(self) -> wds.DataPipeline:
+        c = self.config
+        rank, _, worker, _ = pytorch_worker_info()
+        base = make_seed(c.seed, self.epoch, rank, worker)
+        streams = []
+        for i, src in enumerate(self.sources):
+            shards = wds.ResampledShards(src.shards, seed=make_seed(base, i), deterministic=True)
+            rng = random.Random(make_seed(base, i, 1))
+            progress = _Progress(limit=3 * len(src.shards) + 10, label=src.name or c.spec)
+            raw = iter_shards(progress.watch(shards), self.stats)
+            streams.append(self._clips(raw, rng=rng, names={}, name=src.name, progress=progress))
+        mix_rng = random.Random(make_seed(base, 2))
+        weights = [src.weight for src in self.sources]
+        pipeline = wds.DataPipeline(
+            lambda: _mix(streams, weights, mix_rng),
+            wds.shuffle(c.shuffle_buffer, initial=min(100, c.shuffle_buffer),
+                        rng=random.Random(make_seed(base, 3))) if c.shuffle_buffer > 1 else None,
+            wds.batched(c.batch_size, collation_fn=self._collate, partial=False),
+        )
+        if c.batches_per_worker is not None:
+            pipeline = pipeline.with_epoch(nbatches=c.batches_per_worker)
+        return pipeline
+
+    def _clips(self, raw, rng, names: dict, name: str = "", progress: _Progress | None = None):
+        c = self.config
+        for sample in raw:
+            clip = to_clip(sample, c.seq_len, rng, c.seed, self.stats)
+            if clip is None:
+                continue
+            if progress is not None:
+                progress.shards_since_clip = 0
+            dataset = name or names.get(sample["__url__"], "")
+            if dataset:
+                clip.meta.setdefault("dataset", dataset)
+            yield clip
+
+    def __repr__(self) -> str:
+        return f"ClipDataset({self.config!r})"
+
+
+@dataclass
+class _Progress:
+    """Stops an endless resampled stream that cannot yield a clip (every segment short or damaged)
+    instead of letting training hang on it."""
+
+    limit: int
+    label: str
+    shards_since_clip: int = 0
+
+    def watch(self, shards):
+        for item in shards:
+            if self.shards_since_clip >= self.limit:
+                raise UserError(f"no usable clip in {self.limit} shards drawn from {self.label!r}: "
+                                f"segments shorter than seq_len, or damaged shards (see warnings)")
+            self.shards_since_clip += 1
+            yield item
+
+
+def _mix(streams: list, weights: list[float], rng: random.Random) -> Iterator:
+    """Draw each clip from stream i with probability weights[i] / sum(weights)."""
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    while True:
+        (stream,) = rng.choices(streams, weights=weights)
+        yield next(stream)
