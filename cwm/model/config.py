@@ -1,0 +1,151 @@
+"""Typed configuration of a pre-training run: model shape, optimisation, logging cadence.
+
+Three named presets:
+
+    paper   the upstream ContextWM sizes and protocol (SPEC section 4 and 5): ResNet depth 48,
+            RSSM deter/hidden 1024, 32x32 categorical latent, batch 16 x 25, Adam 3e-4.
+    small   a CPU-sized model for the demo and the pre-training comparison experiment.
+    tiny    for tests: seconds per hundred steps on two CPU cores.
+
+Each preset exists for the three model kinds: `contextwm` (ResNet + context encoder +
+cross-attention decoder), `plain` (the same ResNet world model without context) and `dreamerv2`
+(DreamerV2's plain CNN encoder/decoder). The whole `RunConfig` is printed and saved as
+`config.json` in the run directory and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from cwm.errors import UserError
+
+MODEL_KINDS = ("contextwm", "plain", "dreamerv2")
+PRESETS = ("paper", "small", "tiny")
+IMAGE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that decides parameter shapes, plus the loss weights of the pre-training objective."""
+
+    kind: str = "contextwm"
+    cnn_depth: int = 48          # channels of the first stage; stages double it (48/96/192)
+    res_stages: int = 3          # ResNet stages: 32x32 -> 16x16 -> 8x8 -> 4x4 embedding grid
+    res_blocks: int = 2          # residual blocks per stage
+    deter: int = 1024            # GRU state size
+    hidden: int = 1024           # width of the RSSM's input/output layers
+    stoch: int = 32              # categorical latent variables ...
+    classes: int = 32            # ... each with this many classes
+    action_dim: int = 50         # actions are zero-padded to this width so one checkpoint fits every task
+    attn_heads: int = 4
+    attn_dropout: float = 0.1
+    attn_resolutions: tuple[int, ...] = (8, 16)  # decoder stages that cross-attend to the context
+    ctx_token_drop: float = 0.75  # fraction of context tokens dropped per row while training
+    ctx_token_drop_eval: bool = False  # upstream also dropped them at evaluation; off here
+    kl_balance: float = 0.8      # weight of the prior-training term (DreamerV2 KL balancing)
+    free_nats: float = 0.0
+    kl_scale: float = 1.0
+    image_scale: float = 1.0
+
+    @property
+    def uses_context(self) -> bool:
+        return self.kind == "contextwm"
+
+    @property
+    def feat_dim(self) -> int:
+        return self.stoch * self.classes + self.deter
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping of a pre-training run. `batch_size` is global (split over ranks)."""
+
+    steps: int = 1_200_000
+    batch_size: int = 16
+    seq_len: int = 25
+    lr: float = 3e-4
+    adam_eps: float = 1e-5
+    grad_clip: float = 100.0
+    weight_decay: float = 1e-6   # decoupled, per step: p <- (1 - wd) p, as in DreamerV2
+    log_every: int = 100
+    ckpt_every: int = 1000
+    picture_every: int = 5000
+    keep_checkpoints: int = 3
+    observe_steps: int = 5       # open-loop pictures: frames observed before imagining
+    num_workers: int = 2
+    shuffle_buffer: int = 500
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    preset: str
+    model: ModelConfig
+    train: TrainConfig
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "RunConfig":
+        model = dict(d["model"])
+        model["attn_resolutions"] = tuple(model.get("attn_resolutions", ()))
+        return RunConfig(preset=d["preset"], model=ModelConfig(**model),
+                         train=TrainConfig(**d["train"]), seed=int(d.get("seed", 0)))
+
+
+_PRESET_MODEL = {
+    "paper": {},
+    "small": dict(cnn_depth=16, deter=256, hidden=256, stoch=16, classes=16),
+    "tiny": dict(cnn_depth=8, res_blocks=1, deter=32, hidden=32, stoch=4, classes=4,
+                 attn_heads=2, attn_dropout=0.0),
+}
+_PRESET_TRAIN = {
+    "paper": {},
+    "small": dict(steps=3000, batch_size=8, seq_len=25, log_every=20, ckpt_every=250,
+                  picture_every=1000, shuffle_buffer=200),
+    "tiny": dict(steps=200, batch_size=4, seq_len=10, lr=1e-3, log_every=5, ckpt_every=50,
+                 picture_every=100, observe_steps=3, num_workers=0, shuffle_buffer=20),
+}
+
+
+def make_config(preset: str = "paper", kind: str = "contextwm", seed: int = 0,
+                **train_overrides) -> RunConfig:
+    """The named preset for a model kind; `train_overrides` replace `TrainConfig` fields (None = keep)."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if kind not in MODEL_KINDS:
+        raise UserError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+    model = ModelConfig(kind=kind, **_PRESET_MODEL[preset])
+    train = TrainConfig(**_PRESET_TRAIN[preset])
+    overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise UserError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+    train = dataclasses.replace(train, **overrides)
+    _validate(train)
+    return RunConfig(preset=preset, model=model, train=train, seed=seed)
+
+
+def _validate(train: TrainConfig) -> None:
+    positive = ("steps", "batch_size", "seq_len", "log_every", "ckpt_every", "picture_every",
+                "keep_checkpoints")
+    for name in positive:
+        if getattr(train, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(train, name)}")
+    if train.seq_len < 2:
+        raise UserError("--seq-len must be at least 2")
+    if train.lr <= 0:
+        raise UserError(f"--lr must be positive, got {train.lr}")
+
+
+def format_config(cfg: RunConfig, n_params: int | None = None) -> str:
+    """A compact human-readable dump, one `section.key = value` per line."""
+    lines = [f"preset = {cfg.preset}", f"seed = {cfg.seed}"]
+    for section in ("model", "train"):
+        for k, v in dataclasses.asdict(getattr(cfg, section)).items():
+            lines.append(f"{section}.{k} = {v}")
+    if n_params is not None:
+        lines.append(f"parameters = {n_params:,}")
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""The distributions of the world model and the two terms of its objective (the poster's ELBO).
+
+Latent: `stoch` independent categoricals of `classes` classes, logits [..., S, K]. Samples are
+one-hot with straight-through gradients (DreamerV2). The KL between two such latents is the sum
+of the per-variable KLs.
+
+Image: a unit-variance Gaussian over the pixels, so the NLL is 0.5 * squared error summed over
+C, H, W (the constant 0.5 log 2 pi per pixel is dropped: it moves no gradient).
+
+All maths here runs in float32 even under bf16 autocast: logits and squared errors of 12k pixels
+are where low precision bites.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def onehot_sample(logits: torch.Tensor, sample: bool = True) -> torch.Tensor:
+    """[..., S, K] logits -> one-hot [..., S, K]; a draw (or the mode), straight-through gradient."""
+    logits = logits.float()
+    probs = logits.softmax(-1)
+    if sample:
+        index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
+    else:
+        index = probs.argmax(-1)
+    onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+    return onehot + probs - probs.detach()
+
+
+def categorical_kl(lhs_logits: torch.Tensor, rhs_logits: torch.Tensor) -> torch.Tensor:
+    """KL(lhs || rhs) of two [..., S, K] categorical latents, summed over S -> [...]"""
+    lhs = lhs_logits.float().log_softmax(-1)
+    rhs = rhs_logits.float().log_softmax(-1)
+    return (lhs.exp() * (lhs - rhs)).sum((-2, -1))
+
+
+def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of a [..., S, K] latent, summed over S -> [...]"""
+    logp = logits.float().log_softmax(-1)
+    return -(logp.exp() * logp).sum((-2, -1))
+
+
+def kl_balanced_loss(post_logits: torch.Tensor, prior_logits: torch.Tensor,
+                     balance: float = 0.8, free_nats: float = 0.0
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """DreamerV2's KL balancing with free nats (averaged before the floor).
+
+    loss = balance * max(mean KL(sg(post) || prior), free)
+         + (1 - balance) * max(mean KL(post || sg(prior)), free)
+
+    so the prior is pulled towards the posterior `balance / (1 - balance)` times harder than the
+    posterior towards the prior. Returns (loss scalar, mean KL(post || prior) for logging).
+    Inputs [B, T, S, K].
+    """
+    prior_term = categorical_kl(post_logits.detach(), prior_logits).mean()
+    post_term = categorical_kl(post_logits, prior_logits.detach()).mean()
+    floor = torch.tensor(float(free_nats), device=prior_term.device)
+    loss = balance * torch.maximum(prior_term, floor) + (1 - balance) * torch.maximum(post_term, floor)
+    return loss, post_term.detach()
+
+
+def image_nll(mean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Unit-variance Gaussian NLL of [..., C, H, W] images, summed over C, H, W -> [...]"""
+    return 0.5 * (mean.float() - target.float()).square().sum((-3, -2, -1))
