@@ -1,0 +1,137 @@
+"""`cwm-ingest DATASET --src DIR --out DIR ...`: argument parsing only; the work is cwm.ingest."""
+
+from __future__ import annotations
+
+import click
+
+from cwm.cli.common import run_cli
+from cwm.ingest.config import ASPECTS, INTERPOLATIONS, FrameOptions, IngestConfig
+from cwm.ingest.distribute import INLINE
+from cwm.ingest.run import ingest
+from cwm.ingest.sources.ssv2 import SPLITS
+from cwm.shards.format import STORAGES
+
+
+def _common_options(every: int = 1, skip_start: int = 0, shard_size: int = 100,
+                    src_help: str = "Dataset root. Default: $CWM_DATA/<dataset>."):
+    """The options every dataset subcommand shares; defaults differ per dataset."""
+    options = [
+        click.option("--src", type=click.Path(file_okay=False), default=None, help=src_help),
+        click.option("--out", type=click.Path(file_okay=False), required=True,
+                     help="Output directory for the shards (created; rerun to resume)."),
+        click.option("--workers", type=int, default=None,
+                     help="Worker processes of the embedded dask cluster. [default: all cores]"),
+        click.option("--scheduler", default=None, metavar="ADDR",
+                     help="Use an existing dask scheduler (tcp://host:8786) instead of an "
+                          f"embedded cluster; '{INLINE}' runs in this process without dask."),
+        click.option("--overwrite", is_flag=True,
+                     help="Delete this dataset's shards in --out and redo them all."),
+        click.option("--segment-frames", type=int, default=50, show_default=True,
+                     help="Frames per sample (segment)."),
+        click.option("--min-frames", type=int, default=25, show_default=True,
+                     help="Videos with fewer kept frames are skipped; a shorter tail is dropped."),
+        click.option("--every", type=int, default=every, show_default=True,
+                     help="Keep every k-th source frame."),
+        click.option("--fps", type=float, default=None,
+                     help="Resample to this frame rate by timestamps (overrides --every)."),
+        click.option("--skip-start", type=int, default=skip_start, show_default=True,
+                     help="Source frames dropped at the start of each video."),
+        click.option("--aspect", type=click.Choice(ASPECTS), default="center-crop",
+                     show_default=True, help="How non-square frames become 64x64."),
+        click.option("--interpolation", type=click.Choice(INTERPOLATIONS), default="area",
+                     show_default=True, help="swscale resize algorithm."),
+        click.option("--storage", type=click.Choice(STORAGES), default="npy", show_default=True,
+                     help="Frames as frames.npy (fast) or frames.mp4 (H.264, ~27x smaller)."),
+        click.option("--shard-size", type=int, default=shard_size, show_default=True,
+                     help="Videos per shard (one dask task each)."),
+        click.option("--prefix", default="", help="Shard name prefix. [default: dataset name]"),
+        click.option("--timeout", type=float, default=300.0, show_default=True,
+                     help="Seconds allowed to decode one input before it counts as failed."),
+        click.option("--retries", type=int, default=2, show_default=True,
+                     help="Times dask retries a shard task that crashed."),
+        click.option("--progress/--no-progress", default=True, show_default=True,
+                     help="Progress bars on stderr."),
+    ]
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def _run(dataset: str, source_options: dict, kw: dict) -> None:
+    frames = FrameOptions(
+        aspect=kw["aspect"], every=kw["every"], fps=kw["fps"], skip_start=kw["skip_start"],
+        segment_frames=kw["segment_frames"], min_frames=kw["min_frames"],
+        storage=kw["storage"], interpolation=kw["interpolation"], timeout=kw["timeout"])
+    cfg = IngestConfig(
+        dataset=dataset, src=kw["src"] or "", out=kw["out"], frames=frames, prefix=kw["prefix"],
+        shard_size=kw["shard_size"], source_options=source_options, workers=kw["workers"],
+        scheduler=kw["scheduler"], retries=kw["retries"], overwrite=kw["overwrite"],
+        progress=kw["progress"])
+    summary = ingest(cfg, log=click.echo)
+    if not summary.ok:
+        raise click.exceptions.Exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Raw video -> 64x64 segments -> WebDataset tar shards, in parallel on dask.
+
+    Output in --out: <prefix>-NNNNNN.tar shards, each with a .stats.json (written last: the
+    shard is done) and an .errors.jsonl (inputs that failed or were skipped, with the reason),
+    plus _index.json (shards and sample counts) and config.json. Rerun to resume.
+    """
+
+
+@cli.command("ssv2")
+@click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True,
+              help="Annotation split to ingest; 'all' takes every .webm present.")
+@_common_options()
+def ssv2_command(split, **kw):
+    """Something-Something v2: <src>/20bn-something-something-v2/<id>.webm + label json."""
+    _run("ssv2", {"split": split}, kw)
+
+
+@cli.command("human36m")
+@_common_options(every=5)
+def human36m_command(**kw):
+    """Human3.6M: <src>/S*/Videos/<Action>[ <n>].<camera>.mp4 (50 Hz; every 5th frame kept)."""
+    _run("human36m", {}, kw)
+
+
+@cli.command("ytb-driving")
+@click.option("--frame-rate", type=float, default=30.0, show_default=True,
+              help="Frames per second the JPEG numbering stands for (for --fps).")
+@click.option("--max-gap", type=int, default=1, show_default=True,
+              help="A jump in frame numbers larger than this starts a new run.")
+@_common_options(every=5, skip_start=100)
+def ytb_driving_command(frame_rate, max_gap, **kw):
+    """YouTube driving (ACO): <src>/dir-<k>/<i>.jpg frame folders, split into runs at gaps."""
+    _run("ytb-driving", {"frame_rate": frame_rate, "max_gap": max_gap}, kw)
+
+
+@cli.command("folder")
+@_common_options(src_help="Any directory tree of mp4/webm/mkv/avi/mov. "
+                          "Default: $CWM_DATA/folder.")
+def folder_command(**kw):
+    """Any directory tree of videos (mp4, webm, mkv, avi, mov)."""
+    _run("folder", {}, kw)
+
+
+@cli.command("synthetic")
+@click.option("--videos", type=int, default=24, show_default=True,
+              help="How many videos to generate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Generation seed.")
+@_common_options(shard_size=4, src_help="Where the generated videos are cached. "
+                                        "Default: <out>/_synthetic.")
+def synthetic_command(videos, seed, **kw):
+    """Generate real encoded videos of moving textured objects, then ingest them (demo)."""
+    if videos < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--videos")
+    _run("synthetic", {"videos": videos, "seed": seed}, kw)
+
+
+def main():
+    run_cli(cli)

@@ -1,0 +1,100 @@
+"""Where shard tasks run: an embedded dask LocalCluster (default), an existing dask scheduler,
+or inline in this process (for debugging and single-shard tests).
+
+One task per shard, submitted with `pure=False` (pure=True would let dask de-duplicate calls
+that exist for their side effects) and `retries`. Tasks report each finished video as a dask
+event on a per-run topic, so the driver's video bar moves while a shard is still being written.
+A shard whose task still fails after its retries is reported, not raised: it has no stats file,
+so the next run redoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distributed import Client, LocalCluster, as_completed, get_worker
+
+from cwm.errors import UserError
+from cwm.ingest.config import FrameOptions
+from cwm.ingest.plan import ShardSpec
+from cwm.ingest.progress import Progress
+from cwm.ingest.writer import write_shard
+
+INLINE = "inline"
+
+
+@dataclass
+class Outcome:
+    stats: list[dict] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)   # (shard name, reason)
+    workers: int = 0
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _shard_task(spec: ShardSpec, opts: FrameOptions, out_dir: str, dataset: str,
+                topic: str) -> dict:
+    """Runs on a dask worker."""
+    worker = get_worker()
+    return write_shard(spec, opts, out_dir, dataset,
+                       on_video=lambda status: worker.log_event(topic, status))
+
+
+def _run_inline(specs, opts, out_dir, dataset, progress: Progress) -> Outcome:
+    outcome = Outcome(workers=1)
+    for spec in specs:
+        outcome.stats.append(write_shard(spec, opts, out_dir, dataset, on_video=progress.video))
+        progress.shard()
+    return outcome
+
+
+def _connect(scheduler: str | None, workers: int):
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError) as e:
+            raise UserError(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def run_shards(specs: list[ShardSpec], opts: FrameOptions, out_dir: Path, dataset: str, *,
+               scheduler: str | None, workers: int | None, retries: int,
+               progress: Progress) -> Outcome:
+    """Write every shard in `specs`; returns their stats and the shards that failed."""
+    if not specs:
+        return Outcome()
+    if scheduler == INLINE:
+        return _run_inline(specs, opts, str(out_dir), dataset, progress)
+    n_workers = min(workers or available_cores(), len(specs))
+    client, cluster = _connect(scheduler, n_workers)
+    topic = f"cwm-ingest-{uuid.uuid4().hex[:12]}"
+    outcome = Outcome()
+    try:
+        outcome.workers = len(client.scheduler_info().get("workers", {}))
+        client.subscribe_topic(topic, lambda event: progress.video(event[1]))
+        futures = client.map(_shard_task, specs, opts=opts, out_dir=str(out_dir),
+                             dataset=dataset, topic=topic, pure=False, retries=retries,
+                             key=[f"{topic}-{spec.name}" for spec in specs])
+        names = {f.key: spec.name for f, spec in zip(futures, specs)}
+        for future in as_completed(futures):
+            try:
+                outcome.stats.append(future.result())
+            except Exception as e:  # a shard that failed after its retries; reported, not raised
+                outcome.failed.append((names[future.key], f"{type(e).__name__}: {e}"))
+            progress.shard()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return outcome

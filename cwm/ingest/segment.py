@@ -1,0 +1,48 @@
+"""Cutting one decoded video into samples (SPEC §1: one sample = one segment).
+
+A video of N kept frames gives floor(N / segment_frames) full segments; the remainder becomes
+one more, shorter segment when it holds at least `min_frames` (so no segment is ever shorter
+than what a reader's window needs), and is dropped otherwise. A video with fewer than
+`min_frames` kept frames gives nothing and is counted as skipped.
+"""
+
+from __future__ import annotations
+
+from cwm.ingest.config import FrameOptions
+from cwm.ingest.decode import DecodedVideo
+from cwm.ingest.sources.base import VideoInput
+from cwm.shards.format import make_sample, sample_key
+
+
+def segment_bounds(n_frames: int, segment_frames: int, min_frames: int) -> list[tuple[int, int]]:
+    """[start, end) ranges over the kept frames."""
+    bounds = [(s, min(s + segment_frames, n_frames)) for s in range(0, n_frames, segment_frames)]
+    return [(s, e) for s, e in bounds if e - s >= min_frames]
+
+
+def build_samples(dataset: str, key_id: str, item: VideoInput, video: DecodedVideo,
+                  opts: FrameOptions):
+    """Yield `(sample dict for TarWriter, frame count)` per segment of `video`."""
+    for segment, (start, end) in enumerate(
+            segment_bounds(len(video.frames), opts.segment_frames, opts.min_frames)):
+        meta = {
+            "dataset": dataset,
+            "video_id": key_id,
+            "source": item.path,
+            "segment": segment,
+            "num_frames": end - start,
+            "first_frame": int(video.source_indices[start]),
+            "last_frame": int(video.source_indices[end - 1]),
+            "source_fps": round(video.source_fps, 4),
+            "sampled_fps": round(video.sampled_fps, 4),
+            "source_resolution": [video.width, video.height],
+            "rotation": video.rotation,
+            "codec": video.codec,
+            "crop": opts.aspect,
+            **item.meta,
+        }
+        if item.is_frame_run:
+            meta["first_frame_number"] = item.frame_numbers[meta["first_frame"]]
+            meta["last_frame_number"] = item.frame_numbers[meta["last_frame"]]
+        yield make_sample(sample_key(key_id, segment), video.frames[start:end], meta,
+                          storage=opts.storage, fps=video.sampled_fps or 10.0), end - start
