@@ -1,0 +1,1 @@
+"""Pixel environments for RL: Meta-world, DMC and DMC with Remastered-style looks."""
