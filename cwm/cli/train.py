@@ -1,0 +1,79 @@
+"""`cwm-train`: pre-train a world model on video shards; `cwm-train predict`: pictures on demand.
+
+    cwm-train --shards 'shards/<0000..0999>.tar' [--out runs/contextwm-paper] [--preset paper]
+              [--model contextwm] [--steps N] [--seed S] [--device auto] [--compile] ...
+    cwm-train predict RUN --shards SPEC
+
+Argument parsing only: the work is `cwm.model.train.train` / `predict`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from cwm.cli.common import device_option, run_cli
+from cwm.errors import UserError
+from cwm.model.config import MODEL_KINDS, PRESETS, make_config
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--shards", help="Shard spec: brace/angle ranges, globs, a directory, a list file, "
+              "'::'-joined specs or NAME=SPEC:WEIGHT mixtures.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default runs/<model>-<preset>); rerunning resumes it.")
+@click.option("--preset", type=click.Choice(PRESETS), default="paper", show_default=True)
+@click.option("--model", "kind", type=click.Choice(MODEL_KINDS), default="contextwm",
+              show_default=True)
+@click.option("--steps", type=int, default=None, help="Total gradient steps (preset default).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@device_option()
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the training step.")
+@click.option("--batch-size", type=int, default=None, help="Clips per step over all processes.")
+@click.option("--seq-len", type=int, default=None, help="Frames per clip.")
+@click.option("--lr", type=float, default=None, help="Adam learning rate.")
+@click.option("--ckpt-every", type=int, default=None, help="Steps between checkpoints.")
+@click.option("--picture-every", type=int, default=None, help="Steps between pictures.")
+@click.option("--log-every", type=int, default=None, help="Steps between metric lines.")
+@click.option("--workers", type=int, default=None, help="Data-loader worker processes.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+def cli(ctx, shards, out, preset, kind, steps, seed, device, compile_, batch_size, seq_len, lr,
+        ckpt_every, picture_every, log_every, workers, no_progress):
+    """Pre-train a ContextWM (or a baseline) world model on video shards."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not shards:
+        raise UserError("--shards is required (a shard spec such as 'shards/<0000..0099>.tar')")
+    from cwm.model.train import train
+
+    cfg = make_config(preset, kind, seed, steps=steps, batch_size=batch_size, seq_len=seq_len,
+                      lr=lr, ckpt_every=ckpt_every, picture_every=picture_every,
+                      log_every=log_every, num_workers=workers)
+    train(cfg, shards, out or f"runs/{kind}-{preset}", device=device, compile=compile_,
+          progress=not no_progress, echo=click.echo)
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--shards", required=True, help="Shard spec of the clips to predict.")
+@click.option("--clips", "n_clips", type=int, default=4, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where the pictures go (default RUN/pictures).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Selects the clip windows.")
+@device_option()
+def predict(run, shards, n_clips, out, seed, device):
+    """Open-loop predictions and a compositional grid from RUN's newest checkpoint."""
+    from cwm.model.train import predict as run_predict
+
+    if n_clips < 1:
+        raise UserError(f"--clips must be positive, got {n_clips}")
+    for path in run_predict(run, shards, device=device, n_clips=n_clips, out_dir=out, seed=seed):
+        click.echo(str(path))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(cli, argv)
+
+
+if __name__ == "__main__":
+    main()
