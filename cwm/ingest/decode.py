@@ -105,6 +105,12 @@ def check_regular_file(path: Path) -> None:
         raise InputError("permission denied")
 
 
+def _raise_timeout_if_late(deadline: float, opts: FrameOptions, decoded: int) -> None:
+    """libav reports its own timeout interrupt as a generic I/O error: name it properly."""
+    if time.monotonic() > deadline:
+        raise InputError(f"decode timeout: over {opts.timeout:g} s after {decoded} frames")
+
+
 def _video_stream(container):
     streams = [s for s in container.streams.video
                if not s.disposition & av.stream.Disposition.attached_pic]
@@ -130,6 +136,7 @@ def decode_file(path: Path, opts: FrameOptions) -> DecodedVideo:
         # timeout makes libav's blocking reads give up too (a stalled network mount).
         container = av.open(str(path), mode="r", timeout=opts.timeout)
     except _AV_ERRORS as e:
+        _raise_timeout_if_late(deadline, opts, 0)
         raise InputError(f"cannot open as a video: {e}") from None
     with container:
         stream = _video_stream(container)
@@ -142,15 +149,14 @@ def decode_file(path: Path, opts: FrameOptions) -> DecodedVideo:
         frames, indices, decoded = [], [], 0
         try:
             for frame in container.decode(stream):
-                if time.monotonic() > deadline:
-                    raise InputError(f"decode timeout: over {opts.timeout:g} s "
-                                     f"after {decoded} frames")
+                _raise_timeout_if_late(deadline, opts, decoded)
                 t = frame.time if frame.time is not None else decoded / (source_fps or 1.0)
                 if selector.keep(decoded, t):
                     frames.append(conv(frame, sample_aspect))
                     indices.append(decoded)
                 decoded += 1
         except _AV_ERRORS as e:
+            _raise_timeout_if_late(deadline, opts, decoded)
             raise InputError(f"decode error after {decoded} frames: {e}") from None
         if decoded == 0:
             raise InputError("no decodable video frames")
@@ -173,8 +179,7 @@ def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions) -> Deco
     selector, conv = FrameSelector(opts.every, opts.fps, opts.skip_start), _Converter(opts)
     frames, indices = [], []
     for index, (name, number) in enumerate(zip(item.frames, item.frame_numbers)):
-        if time.monotonic() > deadline:
-            raise InputError(f"decode timeout: over {opts.timeout:g} s after {index} frames")
+        _raise_timeout_if_late(deadline, opts, index)
         if selector.keep(index, (number - item.frame_numbers[0]) / item.frame_rate):
             frames.append(conv(_decode_still(folder / name), 1.0))
             indices.append(index)

