@@ -1,0 +1,43 @@
+"""Several environments, one process each, stepped together: rendering uses every core.
+
+CPU rendering (Mesa llvmpipe) dominates an env step, and Meta-world must not share a process
+with another Meta-world env, so each env lives in its own *spawned* process (forking a process
+that already holds a GL context is unsafe). Each child renders single-threaded
+(`LP_NUM_THREADS=1` unless set): N processes then use N cores without oversubscribing them.
+
+The result is a `gymnasium.vector.AsyncVectorEnv` over `PixelEnv`s:
+    obs = {"image": uint8 [N, 64, 64, 3], "is_first"/"is_last"/"is_terminal": bool [N]}
+    actions: float32 [N, A]; rewards float64 [N]; infos["success"]: bool [N]
+Autoreset is NEXT_STEP: after env i returns `is_last`, the next `step` ignores action i and
+returns env i's reset observation (`is_first` True, reward 0), exactly the step layout of the
+replay (`cwm.rl.replay`). `envs.get_attr("timings")` gives each child's physics/render seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import gymnasium as gym
+
+from cwm.rl.envs.registry import EnvConfig
+
+
+def _make_in_child(config: EnvConfig, render_threads: int) -> gym.Env:
+    os.environ.setdefault("LP_NUM_THREADS", str(render_threads))
+    return config.make()
+
+
+def make_parallel_envs(configs: list[EnvConfig], render_threads: int = 1) -> gym.vector.AsyncVectorEnv:
+    """One spawned process per config; give each a different `seed` for independent episodes."""
+    # The backend probe (if any) happens once here, and the children inherit its choice.
+    from cwm.rl.envs.render import select_backend
+
+    select_backend()
+    fns = [functools.partial(_make_in_child, c, render_threads) for c in configs]
+    return gym.vector.AsyncVectorEnv(
+        fns,
+        shared_memory=True,
+        context="spawn",
+        autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+    )
