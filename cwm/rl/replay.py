@@ -29,7 +29,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
@@ -256,19 +256,41 @@ class Replay:
         example = streams[0].chunks[0].data
         out = {k: np.empty((batch, length) + v.shape[1:], v.dtype) for k, v in example.items()}
         for b, s in enumerate(picks):
-            stream = streams[s]
-            pos = self._start(stream, length)
-            i = int(np.searchsorted(stream.offsets, pos, side="right")) - 1
-            filled = 0
-            while filled < length:
-                chunk = stream.chunks[i]
-                lo = pos + filled - int(stream.offsets[i])
-                n = min(chunk.length - lo, length - filled)
-                for key, array in out.items():
-                    array[b, filled : filled + n] = chunk.data[key][lo : lo + n]
-                filled += n
-                i += 1
+            self._gather(streams[s], self._start(streams[s], length), length, out, b)
         return out
+
+    @staticmethod
+    def _gather(stream: _Stream, start: int, length: int, out: dict[str, np.ndarray], row: int) -> None:
+        """Copy stream steps [start, start + length) into out[key][row]."""
+        i = int(np.searchsorted(stream.offsets, start, side="right")) - 1
+        filled = 0
+        while filled < length:
+            chunk = stream.chunks[i]
+            lo = start + filled - int(stream.offsets[i])
+            n = min(chunk.length - lo, length - filled)
+            for key, array in out.items():
+                array[row, filled : filled + n] = chunk.data[key][lo : lo + n]
+            filled += n
+            i += 1
+
+    def episodes(self) -> Iterator[dict[str, np.ndarray]]:
+        """Every complete stored episode (is_first ... is_last) as {key: [T, ...]}, oldest first.
+
+        Episodes cut by eviction at the front or by a crash at the end are left out.
+        """
+        for stream in self._index():
+            firsts = np.concatenate(
+                [np.flatnonzero(c.data["is_first"]) + o for c, o in zip(stream.chunks, stream.offsets)]
+            )
+            for start, next_start in zip(firsts, list(firsts[1:]) + [stream.total]):
+                k = np.searchsorted(stream.lasts, start)
+                if k == len(stream.lasts) or stream.lasts[k] >= next_start:
+                    continue
+                length = int(stream.lasts[k] - start + 1)
+                example = stream.chunks[0].data
+                out = {key: np.empty((1, length) + v.shape[1:], v.dtype) for key, v in example.items()}
+                self._gather(stream, int(start), length, out, 0)
+                yield {key: v[0] for key, v in out.items()}
 
     # Bookkeeping -----------------------------------------------------------------------------
     def __len__(self) -> int:
