@@ -10,6 +10,7 @@ format's decoder (`cwm.shards.format.decode_frames`).
 from __future__ import annotations
 
 import ast
+import functools
 import struct
 
 import numpy as np
@@ -17,6 +18,14 @@ import numpy as np
 from cwm.shards.format import decode_frames
 
 _MAGIC = b"\x93NUMPY"
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_header(raw: bytes):
+    # The header is a Python dict literal of plain strings, tuples and bools: literal_eval
+    # evaluates exactly that and nothing executable. Segments of one dataset share a handful of
+    # headers, hence the cache.
+    return ast.literal_eval(raw.decode("latin1"))
 
 
 def npy_view(data: bytes) -> np.ndarray:
@@ -32,9 +41,7 @@ def npy_view(data: bytes) -> np.ndarray:
         start = 12
     else:
         raise ValueError(f"unsupported .npy version {major}")
-    # The header is a Python dict literal of plain strings, tuples and bools: literal_eval
-    # evaluates exactly that and nothing executable.
-    header = ast.literal_eval(data[start : start + header_len].decode("latin1"))
+    header = _parse_header(data[start : start + header_len])
     if not isinstance(header, dict) or header.get("descr") not in ("|u1", "<u1", ">u1"):
         raise ValueError(f"frames.npy must be uint8, header {header!r}")
     if header.get("fortran_order"):
