@@ -44,7 +44,10 @@ def test_index_schemas_and_directory_without_index(tmp_path):
     paths = write_shards(tmp_path / "a", shards=2, per_shard=1, index=False)
     assert resolve_spec(str(tmp_path / "a")) == paths
     for shards in (["d-000000.tar", "d-000001.tar"], {"d-000000.tar": 1, "d-000001.tar": 1},
-                   [{"name": "d-000000.tar", "count": 1}, {"path": "d-000001.tar"}]):
+                   [{"name": "d-000000.tar", "count": 1}, {"path": "d-000001.tar"}],
+                   # what cwm.ingest writes
+                   [{"name": "d-000000.tar", "samples": 1, "frames": 30, "bytes": 9},
+                    {"name": "d-000001.tar", "samples": 1, "frames": 30, "bytes": 9}]):
         (tmp_path / "a" / "_index.json").write_text(json.dumps({"shards": shards, "version": 1}))
         assert resolve_spec(str(tmp_path / "a")) == paths
 
