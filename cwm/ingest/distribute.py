@@ -70,14 +70,20 @@ def _connect(scheduler: str | None, workers: int):
 
 def run_shards(specs: list[ShardSpec], opts: FrameOptions, out_dir: Path, dataset: str, *,
                scheduler: str | None, workers: int | None, retries: int,
-               progress: Progress) -> Outcome:
-    """Write every shard in `specs`; returns their stats and the shards that failed."""
+               progress: Progress, client: Client | None = None) -> Outcome:
+    """Write every shard in `specs`; returns their stats and the shards that failed.
+
+    `client`: an already connected dask client to use (and leave open) instead of starting or
+    joining one from `scheduler`/`workers`.
+    """
     if not specs:
         return Outcome()
-    if scheduler == INLINE:
+    if scheduler == INLINE and client is None:
         return _run_inline(specs, opts, str(out_dir), dataset, progress)
-    n_workers = min(workers or available_cores(), len(specs))
-    client, cluster = _connect(scheduler, n_workers)
+    cluster = None
+    own_client = client is None
+    if own_client:
+        client, cluster = _connect(scheduler, min(workers or available_cores(), len(specs)))
     topic = f"cwm-ingest-{uuid.uuid4().hex[:12]}"
     outcome = Outcome()
     try:
@@ -94,7 +100,9 @@ def run_shards(specs: list[ShardSpec], opts: FrameOptions, out_dir: Path, datase
                 outcome.failed.append((names[future.key], f"{type(e).__name__}: {e}"))
             progress.shard()
     finally:
-        client.close()
+        client.unsubscribe_topic(topic)
+        if own_client:
+            client.close()
         if cluster is not None:
             cluster.close()
     return outcome

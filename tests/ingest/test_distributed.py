@@ -6,6 +6,7 @@ Kept to two cluster start-ups: each costs several seconds on a 2-core machine.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
@@ -15,8 +16,12 @@ import tarfile
 import time
 from pathlib import Path
 
+from distributed import Client, LocalCluster
+
 from cwm.cli.common import run_cli
 from cwm.cli.ingest import cli
+from cwm.ingest.config import FrameOptions, IngestConfig
+from cwm.ingest.run import ingest
 
 SMALL = ["synthetic", "--videos", "8", "--shard-size", "2", "--segment-frames", "20",
          "--min-frames", "20", "--no-progress"]
@@ -87,3 +92,16 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     assert result.returncode == 0, result.stderr
     assert keys(out) == expected
     assert not list(out.glob("*.tmp")) and not list((out / "_synthetic").glob("*.tmp"))
+
+
+def test_joins_an_existing_scheduler_and_leaves_it_running(tmp_path):
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        cfg = IngestConfig(dataset="synthetic", src="", out=str(tmp_path / "out"),
+                           frames=FrameOptions(segment_frames=20, min_frames=20),
+                           shard_size=2, source_options={"videos": 4, "seed": 1},
+                           scheduler=cluster.scheduler_address, progress=False)
+        summary = ingest(cfg, log=lambda _: None)
+        assert summary.ok and summary.workers == 1 and summary.totals["ok"] == 4
+        with Client(cluster.scheduler_address) as client:    # still up for its other users
+            assert len(client.scheduler_info()["workers"]) == 1
