@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import dask  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 from ingest_inputs import make_input  # noqa: E402
 
@@ -38,20 +40,31 @@ def _warm_up() -> bool:
     return True
 
 
-def timed_run(n_workers: int, plan, out: Path) -> float:
-    """Frames/s of one full pass over `plan` on a fresh n-worker cluster."""
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+def _cpu_seconds() -> float:
+    return time.process_time()
+
+
+def timed_run(n_workers: int, plan, out: Path) -> tuple[float, float, float]:
+    """(frames per wall second, frames per worker-CPU second, 1-min load average before)
+    of one full pass over `plan` on a fresh n-worker cluster."""
+    # Same cluster settings as cwm.ingest.distribute's embedded cluster (profiler off).
+    with dask.config.set({"distributed.worker.profile.enabled": False}), \
+            LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         client.run(_warm_up)
         progress = Progress(len(plan.shards), plan.n_videos, enabled=False)
         out.mkdir(parents=True)
+        load = os.getloadavg()[0]
+        cpu0 = sum(client.run(_cpu_seconds).values())
         t0 = time.perf_counter()
         outcome = run_shards(plan.shards, FrameOptions(), out, "bench", scheduler=None,
                              workers=None, retries=0, progress=progress, client=client)
         wall = time.perf_counter() - t0
+        cpu = sum(client.run(_cpu_seconds).values()) - cpu0
     assert not outcome.failed, outcome.failed
-    return sum(s["decoded_frames"] for s in outcome.stats) / wall
+    frames = sum(s["decoded_frames"] for s in outcome.stats)
+    return frames / wall, frames / cpu, load
 
 
 def main() -> None:
@@ -69,20 +82,26 @@ def main() -> None:
             link.symlink_to(source)
     plan = make_plan(folder.list_videos(src), str(src), "bench", 2)
 
-    fps = {1: [], 2: []}
+    runs = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
             for n in (1, 2):
-                fps[n].append(timed_run(n, plan, Path(tmp) / f"r{rep}w{n}"))
-            print(f"rep {rep + 1}: 1 worker {fps[1][-1]:,.0f} frames/s, 2 workers "
-                  f"{fps[2][-1]:,.0f} frames/s, ratio {fps[2][-1] / fps[1][-1]:.2f}x",
-                  file=sys.stderr)
-    ratios = [b / a for a, b in zip(fps[1], fps[2])]
-    print("| workers | frames/s (median) | ratio 2/1 per rep | median ratio |")
-    print("|---|---|---|---|")
-    print(f"| 1 | {statistics.median(fps[1]):,.0f} | | |")
-    print(f"| 2 | {statistics.median(fps[2]):,.0f} | "
-          f"{', '.join(f'{r:.2f}' for r in ratios)} | {statistics.median(ratios):.2f}x |")
+                runs[n].append(timed_run(n, plan, Path(tmp) / f"r{rep}w{n}"))
+                wall_fps, cpu_fps, load = runs[n][-1]
+                print(f"rep {rep + 1}, {n} worker(s): {wall_fps:,.0f} frames/s wall, "
+                      f"{cpu_fps:,.0f} frames per worker-CPU-s, load before {load:.1f}",
+                      file=sys.stderr)
+    ratios = [b[0] / a[0] for a, b in zip(runs[1], runs[2])]
+    print(f"{plan.n_videos} videos, {len(plan.shards)} shards, {os.cpu_count()} cores")
+    print("| workers | frames/s wall (median) | frames per worker-CPU-s (median) | "
+          "load avg before runs | ratio 2/1 per rep | median ratio |")
+    print("|---|---|---|---|---|---|")
+    for n in (1, 2):
+        med = [statistics.median(r[i] for r in runs[n]) for i in range(2)]
+        loads = ", ".join(f"{r[2]:.1f}" for r in runs[n])
+        tail = (f"{', '.join(f'{r:.2f}' for r in ratios)} | {statistics.median(ratios):.2f}x"
+                if n == 2 else " | ")
+        print(f"| {n} | {med[0]:,.0f} | {med[1]:,.0f} | {loads} | {tail} |")
 
 
 if __name__ == "__main__":

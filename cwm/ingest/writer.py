@@ -56,11 +56,16 @@ def write_shard(spec: ShardSpec, opts: FrameOptions, out_dir: str | Path, datase
     with atomic_path(tar_path) as tmp, open(tmp, "wb") as stream:
         with wds.TarWriter(stream) as tar:
             for video in spec.videos:
-                status, reason = "ok", ""
+                status, reason, written = "ok", "", 0
                 try:
                     result = decode_input(root, video.item, opts)
+                except InputError as e:
+                    status, reason = "failed", str(e)
+                except Exception as e:  # noqa: BLE001  (SPEC: one bad input never stops a shard)
+                    status, reason = "failed", f"unexpected {type(e).__name__}: {e}"
+                else:
+                    # Writing errors (disk full) are not the input's fault: they fail the shard.
                     decoded += result.decoded
-                    written = 0
                     for sample, n in build_samples(dataset, video.key_id, video.item, result, opts):
                         tar.write(sample)
                         written += 1
@@ -70,8 +75,6 @@ def write_shard(spec: ShardSpec, opts: FrameOptions, out_dir: str | Path, datase
                         status = "skipped"
                         reason = (f"too short: {len(result.frames)} frames kept "
                                   f"(of {result.decoded}), --min-frames is {opts.min_frames}")
-                except InputError as e:
-                    status, reason = "failed", str(e)
                 counts[status] += 1
                 if status != "ok":
                     errors.append({"video_id": video.key_id, "source": video.item.path,
