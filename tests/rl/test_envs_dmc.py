@@ -1,7 +1,6 @@
 """DMC from pixels: gymnasium contract, cameras, action repeat and the episode length."""
 
 import numpy as np
-import pytest
 from gymnasium.utils.env_checker import check_env
 
 from cwm.rl.envs.registry import make_env
