@@ -23,12 +23,6 @@ def task_names() -> list[str]:
     return sorted(f"{domain}-{task}" for domain, task in suite.ALL_TASKS)
 
 
-def _numpy_compat() -> None:
-    """dm_control 1.0.28's quadruped calls `np.in1d`, removed in numpy 2.4; `np.isin` is the
-    same function for its 1-D arguments. Without this every quadruped task crashes at reset."""
-    if not hasattr(np, "in1d"):
-        np.in1d = np.isin
-
 
 def default_camera(domain: str) -> int:
     return 2 if domain == "quadruped" else 0
@@ -50,7 +44,6 @@ class DMCEnv(PixelEnv):
         select_backend()
         from dm_control import suite
 
-        _numpy_compat()
         self.task = task
         domain, name = task.split("-", 1)
         self._env = suite.load(domain, name, task_kwargs={"random": seed})
