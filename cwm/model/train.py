@@ -78,6 +78,23 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def train_step(net: torch.nn.Module, model: WorldModel, optimizer: torch.optim.Optimizer,
+               frames: torch.Tensor, context: torch.Tensor, rt: Runtime,
+               grad_clip: float) -> dict:
+    """One update: forward (autocast on CUDA), backward, clip, Adam. `net` may wrap `model`
+    (DDP, torch.compile). Returns the detached metrics plus grad_norm and `applied`, False when
+    the gradient was not finite and the update was skipped (it would poison the weights)."""
+    with rt.autocast():
+        loss, metrics = net(frames, context)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    applied = bool(torch.isfinite(grad_norm))
+    if applied:
+        optimizer.step()
+    return {**metrics, "grad_norm": grad_norm, "applied": applied}
+
+
 class _Window:
     """Sums of metrics and timings between two log steps."""
 
@@ -195,18 +212,13 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
                 frames = batch["frames"].to(rt.device, non_blocking=True)
                 context = batch["context"].to(rt.device, non_blocking=True)
                 t1 = time.perf_counter()
-                with rt.autocast():
-                    loss, metrics = net(frames, context)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                if torch.isfinite(grad_norm):
-                    optimizer.step()
-                else:
-                    window.skipped += 1  # a non-finite step would poison the weights: skip it
+                metrics = train_step(net, model, optimizer, frames, context, rt, t.grad_clip)
+                if not metrics["applied"]:
+                    window.skipped += 1
+                del metrics["applied"]
                 step += 1
                 clips_seen += t.batch_size
-                window.add({**metrics, "grad_norm": grad_norm}, t1 - t0, time.perf_counter() - t0)
+                window.add(metrics, t1 - t0, time.perf_counter() - t0)
                 bar.update(1)
 
                 if step % t.log_every == 0 or step == t.steps:
