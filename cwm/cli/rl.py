@@ -1,0 +1,119 @@
+"""`cwm-rl`: fine-tune a (pre-trained) world model with Dreamer-style RL on a pixel control task.
+
+    cwm-rl --env metaworld|dmc|dmcr [--task NAME] --out RUN_DIR [--preset metaworld|dmc|small|tiny]
+           [--steps N] [--pretrained CKPT] [--seed S] [--agent contextwm|plain|dreamerv2]
+           [--render fast|default] [--envs N] [--device auto] [--replay-from MINARI_ID]
+    cwm-rl report RUN... [--out DIR]
+    cwm-rl export-minari RUN [--id NAMESPACE/NAME-v0] [--datasets-path DIR]
+
+Argument parsing only: the work is `cwm.rl.loop.train`, `cwm.rl.report.write_report` and
+`cwm.rl.minari_io.export_minari`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cwm.cli.common import device_option, run_cli
+from cwm.errors import UserError
+from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--env", type=click.Choice(sorted(DEFAULT_TASKS)), default=None,
+              help="Env family: metaworld, dmc, or dmcr (DMC with Remastered-style looks).")
+@click.option("--task", default=None, help="Task name, e.g. drawer-open or walker-walk "
+              "(default: metaworld reach, dmc/dmcr cartpole-balance).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default runs/rl-<env>-<task>-<agent>-s<seed>); rerunning resumes.")
+@click.option("--preset", type=click.Choice(PRESETS), default=None,
+              help="Settings preset (default: the paper protocol of the env family).")
+@click.option("--steps", type=int, default=None, help="Env frames to run (preset default).")
+@click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
+              help="A cwm-train checkpoint: encoder, context encoder, decoder and z-RSSM start from it.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--agent", type=click.Choice(AGENTS), default="contextwm", show_default=True)
+@click.option("--render", type=click.Choice(["default", "fast"]), default="default",
+              show_default=True, help="fast: no shadows, reflections or MSAA (~10x faster on CPU).")
+@click.option("--envs", type=int, default=1, show_default=True,
+              help="Parallel training envs, one process each.")
+@device_option()
+@click.option("--replay-from", default=None,
+              help="Seed the replay with a local Minari dataset (id as namespace/name-v0).")
+@click.option("--prefill", type=int, default=None, help="Frames of random actions first.")
+@click.option("--eval-every", type=int, default=None, help="Frames between evaluations.")
+@click.option("--eval-episodes", type=int, default=None, help="Episodes per evaluation.")
+@click.option("--ckpt-every", type=int, default=None, help="Frames between checkpoints.")
+@click.option("--log-every", type=int, default=None, help="Frames between metric rows.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+def cli(ctx, env, task, out, preset, steps, pretrained, seed, agent, render, envs, device,
+        replay_from, prefill, eval_every, eval_episodes, ckpt_every, log_every, no_progress):
+    """Fine-tune a world model with Dreamer-style RL on a pixel control task."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if env is None:
+        raise UserError("--env is required (metaworld, dmc or dmcr)")
+    from cwm.rl.agent import pretrained_model_config
+    from cwm.rl.config import DEFAULT_TASKS as tasks, make_rl_config
+    from cwm.rl.envs.registry import canonical_task
+    from cwm.rl.loop import train
+
+    task = canonical_task(env, task or tasks[env])
+    model = None
+    if pretrained:
+        model = pretrained_model_config(pretrained)
+        if model.kind != agent:
+            raise UserError(f"{pretrained} holds a {model.kind} world model, not {agent}: pass "
+                            f"--agent {model.kind} or another checkpoint")
+    cfg = make_rl_config(env, task, preset, agent, seed, render, envs, model=model,
+                         pretrained=pretrained, steps=steps, prefill=prefill,
+                         eval_every=eval_every, eval_episodes=eval_episodes,
+                         ckpt_every=ckpt_every, log_every=log_every)
+    train(cfg, out or f"runs/rl-{env}-{task}-{agent}-s{seed}", device=device,
+          progress=not no_progress, replay_from=replay_from, echo=click.echo)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True,
+              help="Where report.csv, report.md and curves.png go.")
+def report(runs, out):
+    """Aggregate the evaluation curves of RUNS over seeds (mean, IQM, bootstrap intervals)."""
+    from cwm.rl.report import write_report
+
+    for path in write_report(list(runs), out).values():
+        click.echo(str(path))
+
+
+@cli.command("export-minari")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--id", "dataset_id", default=None,
+              help="Dataset id (default cwm/<env>-<task>-v0).")
+@click.option("--datasets-path", type=click.Path(file_okay=False), default=None,
+              help="Where Minari datasets live (default MINARI_DATASETS_PATH or ~/.minari/datasets).")
+def export_minari(run, dataset_id, datasets_path):
+    """Write RUN's replay (complete episodes) as a Minari dataset."""
+    from cwm.rl.envs.registry import EnvConfig
+    from cwm.rl.minari_io import export_minari as export
+
+    cfg_file = Path(run) / "config.json"
+    if not cfg_file.is_file():
+        raise UserError(f"{run} is not a cwm-rl run directory (no config.json)")
+    cfg = json.loads(cfg_file.read_text())
+    dataset_id = dataset_id or f"cwm/{cfg['env']}-{cfg['task']}-v0"
+    env = EnvConfig(cfg["env"], cfg["task"], seed=int(cfg.get("seed", 0)),
+                    render=cfg.get("render", "default"))
+    got = export(Path(run) / "replay", dataset_id, env=env, datasets_path=datasets_path)
+    click.echo(f"exported {got['episodes']} episode(s), {got['steps']} steps as {dataset_id}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(cli, argv)
+
+
+if __name__ == "__main__":
+    main()

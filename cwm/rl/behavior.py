@@ -1,0 +1,191 @@
+"""DreamerV2's actor-critic, learned in imagination on the action-conditional latent s_t only.
+
+From a batch of posterior states s (detached), the actor rolls the s-RSSM prior forward
+`horizon` steps. Rewards come from the behavioural reward head (r + lambda * r_int), values from
+a slow copy of the critic. The actor maximises lambda-returns by backpropagating through the
+learned dynamics ("dynamics backprop") plus a small entropy bonus; the critic regresses the
+same lambda-returns. The slow critic is a copy of the critic refreshed every
+`slow_critic_every` updates.
+
+Shapes: features [N, F] at the start, imagined trajectories time-major [H + 1, N, ...] (the
+start state first), actions [N, A] in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from cwm.model.heads import MLPHead
+from cwm.model.rssm import RSSM, RSSMState
+from cwm.rl.config import BehaviorConfig
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class TruncatedNormal:
+    """Normal(mean, std) truncated to [low, high], per action dimension, reparameterised.
+
+    Samples by inverting the CDF, x = mean + std * Phi^-1(Phi(a) + u (Phi(b) - Phi(a))), so the
+    sample is a differentiable function of (mean, std) and dynamics backprop reaches the actor.
+    `log_prob` and `entropy` sum over the last (action) dimension.
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, low: float = -1.0, high: float = 1.0):
+        self.mean, self.std, self.low, self.high = mean, std, low, high
+        self._a = (low - mean) / std
+        self._b = (high - mean) / std
+        self._cdf_a = torch.special.ndtr(self._a)
+        self._z = (torch.special.ndtr(self._b) - self._cdf_a).clamp_min(1e-8)
+
+    def rsample(self) -> torch.Tensor:
+        u = torch.rand_like(self.mean)
+        p = (self._cdf_a + u * self._z).clamp(1e-6, 1 - 1e-6)
+        x = self.mean + self.std * torch.special.ndtri(p)
+        # Float rounding can land a hair outside the support; keep it inside without
+        # blocking the gradient (as DreamerV2's clipped TruncNormalDist does).
+        clipped = x.clamp(self.low + 1e-6, self.high - 1e-6)
+        return x + (clipped - x).detach()
+
+    def mode(self) -> torch.Tensor:
+        return self.mean.clamp(self.low, self.high)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean) / self.std
+        return (-0.5 * z.square() - _LOG_SQRT_2PI - self.std.log() - self._z.log()).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        def pdf(v):
+            return torch.exp(-0.5 * v.square() - _LOG_SQRT_2PI)
+
+        ent = (_LOG_SQRT_2PI + 0.5 + self.std.log() + self._z.log()
+               + (self._a * pdf(self._a) - self._b * pdf(self._b)) / (2 * self._z))
+        return ent.sum(-1)
+
+
+def lambda_return(reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor,
+                  bootstrap: torch.Tensor, lambda_: float) -> torch.Tensor:
+    """TD(lambda) targets, computed backwards in time.
+
+        R_t = r_t + d_t * ((1 - lambda) * v_{t+1} + lambda * R_{t+1}),   R_H = bootstrap,
+
+    where r_t is the reward received on leaving state t, v_{t+1} = value[t + 1] (bootstrap for
+    the last step) and d_t the discount. reward, value, discount [H, N], bootstrap [N] -> [H, N].
+    """
+    next_value = torch.cat([value[1:], bootstrap[None]], 0)
+    inputs = reward + discount * next_value * (1 - lambda_)
+    out, last = [], bootstrap
+    for t in reversed(range(reward.shape[0])):
+        last = inputs[t] + discount[t] * lambda_ * last
+        out.append(last)
+    return torch.stack(out[::-1], 0)
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """No gradients for the parameters of `modules` inside (the actor's loss must not build
+    a graph for the world model's weights: it only trains the actor)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class ActorCritic(nn.Module):
+    """Actor, critic and slow critic over s features [..., F]; `updates` counts training steps."""
+
+    def __init__(self, feat_dim: int, action_dim: int, cfg: BehaviorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.action_dim = action_dim
+        self.actor = MLPHead(feat_dim, 2 * action_dim, cfg.layers, cfg.units)
+        self.critic = MLPHead(feat_dim, 1, cfg.layers, cfg.units)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, eps=cfg.adam_eps)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
+                                           eps=cfg.adam_eps)
+
+    def policy(self, feat: torch.Tensor) -> TruncatedNormal:
+        """DreamerV2's `trunc_normal` head: mean tanh-squashed, std in [min_std, 2 + min_std]."""
+        mean, std = self.actor(feat).chunk(2, -1)
+        std = 2 * torch.sigmoid(std / 2) + self.cfg.actor_min_std
+        return TruncatedNormal(torch.tanh(mean), std)
+
+    def act(self, feat: torch.Tensor, explore: bool) -> torch.Tensor:
+        """[N, F] -> action [N, A]: a sample while exploring, the mode when evaluating."""
+        dist = self.policy(feat)
+        return dist.rsample() if explore else dist.mode()
+
+    def imagine(self, rssm: RSSM, start: RSSMState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Roll the prior forward with the actor: start [N, ...] -> (features [H + 1, N, F],
+        actions [H, N, A]). Gradients flow from the features back into the actor's samples."""
+        state = RSSMState(*(x.detach() for x in start))
+        feats, actions = [state.feature()], []
+        for _ in range(self.cfg.horizon):
+            action = self.act(feats[-1].detach(), explore=True)
+            state = rssm.img_step(state, action)
+            feats.append(state.feature())
+            actions.append(action)
+        return torch.stack(feats, 0), torch.stack(actions, 0)
+
+    def train_step(self, rssm: RSSM, start: RSSMState,
+                   reward_fn: Callable[[torch.Tensor], torch.Tensor],
+                   world_modules: tuple[nn.Module, ...]) -> dict[str, torch.Tensor]:
+        """One actor and one critic update from posterior states `start` [N, ...].
+
+        `reward_fn(features [..., F]) -> [...]` is the behavioural reward head's mean;
+        `world_modules` are held fixed while the actor's loss backpropagates through them.
+        """
+        cfg = self.cfg
+        with frozen(*world_modules, self.critic):
+            feats, _ = self.imagine(rssm, start)                       # [H + 1, N, F]
+            reward = reward_fn(feats[1:])                               # r_t on leaving state t
+            value = self.slow_critic(feats).squeeze(-1)                 # [H + 1, N]
+            discount = torch.full_like(reward, cfg.discount)
+            target = lambda_return(reward, value[:-1], discount, value[-1], cfg.lambda_)
+            # The weight of step t is the probability of still being alive there: gamma^t.
+            weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0)
+            entropy = self.policy(feats[:-1].detach()).entropy()       # [H, N]
+            actor_loss = -(weight * (target + cfg.actor_entropy * entropy)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+        self.actor_opt.step()
+
+        value_pred = self.critic(feats[:-1].detach()).squeeze(-1)
+        critic_loss = (0.5 * (value_pred - target.detach()).square() * weight).mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        critic_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+        self.critic_opt.step()
+
+        self.updates += 1
+        if int(self.updates) % cfg.slow_critic_every == 0:
+            self.slow_critic.load_state_dict(self.critic.state_dict())
+        return {
+            "actor_loss": actor_loss.detach(),
+            "critic_loss": critic_loss.detach(),
+            "actor_entropy": entropy.mean().detach(),
+            "imag_reward": reward.mean().detach(),
+            "imag_return": target.mean().detach(),
+            "imag_value": value_pred.mean().detach(),
+            "actor_grad_norm": actor_norm,
+            "critic_grad_norm": critic_norm,
+        }
+
+    def optim_state(self) -> dict:
+        return {"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict()}
+
+    def load_optim_state(self, state: dict) -> None:
+        self.actor_opt.load_state_dict(state["actor"])
+        self.critic_opt.load_state_dict(state["critic"])

@@ -1,0 +1,241 @@
+"""Typed configuration of an RL fine-tuning run (`cwm-rl`): presets, printed and saved as config.json.
+
+Four named presets:
+
+    metaworld  the paper's Meta-world protocol (SPEC section 6) at the upstream model sizes:
+               prefill 5,000, 100 pre-train updates, train every 5 env steps, batch 50 x 50,
+               encoder and z-RSSM frozen for the first 100 updates, 10 eval episodes every 10k
+               steps, ~255k env steps, free nats 0, intrinsic lambda 1.0, ends prioritised.
+    dmc        the paper's DMC (Remastered) protocol at the upstream sizes: prefill 1,000,
+               batch 16 x 50, 1M frames, free nats 1.0, lambda 0.1, s posterior on
+               [embedding, z feature].
+    small      a CPU-sized model and budget (the learning check in experiments/rl_smoke).
+    tiny       for tests: a few hundred env steps in well under a minute on two cores.
+
+`metaworld` and `dmc` name the protocol of one env family. `small` and `tiny` only set sizes and
+budget; the family-specific protocol (free nats, lambda, what the s posterior sees, freezing,
+prioritised ends) follows `--env`, so they serve every family.
+
+Units: `steps`, `prefill`, `train_every`, `eval_every`, `log_every`, `ckpt_every` count
+environment frames (agent steps x action repeat), DreamerV2's convention and the unit of the
+published curves (`cwm.rl.report`). Meta-world's action repeat is 1, so there frames = steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from cwm.errors import UserError
+from cwm.model.config import ModelConfig, make_config as make_model_config
+from cwm.rl.envs.registry import FAMILIES
+
+PRESETS = ("metaworld", "dmc", "small", "tiny")
+AGENTS = ("contextwm", "plain", "dreamerv2")
+DEFAULT_TASKS = {"metaworld": "reach", "dmc": "cartpole-balance", "dmcr": "cartpole-balance"}
+ACTION_REPEAT = {"metaworld": 1, "dmc": 2, "dmcr": 2}
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """The world-model objective of fine-tuning (SPEC section 6) and its optimiser.
+
+    loss = image NLL(s_t, c) + beta_s KL_s + beta_z KL_z + behavioural reward NLL
+           + beta_r representative reward NLL
+    """
+
+    s_posterior_embed: bool = False  # DMC: the s posterior sees [embedding, z feature]
+    head_layers: int = 4
+    head_units: int = 400
+    kl_balance: float = 0.8
+    free_nats: float = 0.0
+    beta_s: float = 1.0
+    beta_z: float = 0.0              # z's own KL is not trained when fine-tuning
+    beta_r: float = 1.0
+    intrinsic_scale: float = 1.0     # lambda in r + lambda * r_int (0 turns the bonus off)
+    lr: float = 3e-4
+    adam_eps: float = 1e-5
+    grad_clip: float = 100.0
+    weight_decay: float = 1e-6
+    context_erase_prob: float = 0.5  # random erasing of the context frame while training
+
+
+@dataclass(frozen=True)
+class BehaviorConfig:
+    """DreamerV2's actor-critic in imagination (SPEC section 6)."""
+
+    layers: int = 4
+    units: int = 400
+    horizon: int = 15
+    discount: float = 0.99
+    lambda_: float = 0.95
+    actor_min_std: float = 0.1
+    actor_entropy: float = 1e-4
+    actor_lr: float = 8e-5
+    critic_lr: float = 8e-5
+    adam_eps: float = 1e-5
+    grad_clip: float = 100.0
+    slow_critic_every: int = 100     # updates between copies of the critic into the slow critic
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Data collection, update cadence, evaluation and bookkeeping (frames, see module docstring)."""
+
+    steps: int = 255_000
+    prefill: int = 5000
+    pretrain_updates: int = 100      # updates right after prefill
+    train_every: int = 5             # one update per this many frames (a fractional accumulator)
+    batch_size: int = 50
+    seq_len: int = 50
+    freeze_updates: int = 0          # encoder and z-RSSM learning rate 0 for this many updates
+    eval_every: int = 10_000
+    eval_episodes: int = 10
+    log_every: int = 1000
+    ckpt_every: int = 10_000
+    keep_checkpoints: int = 2
+    replay_capacity: int = 1_000_000
+    replay_chunk: int = 256          # steps per HDF5 chunk file (an episode end also closes one)
+    prioritize_ends: bool = False
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    preset: str
+    env: str
+    task: str
+    agent: str
+    seed: int
+    render: str
+    envs: int
+    action_repeat: int
+    model: ModelConfig
+    learn: LearnConfig
+    behavior: BehaviorConfig
+    loop: LoopConfig
+    pretrained: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "RLConfig":
+        model = dict(d["model"])
+        model["attn_resolutions"] = tuple(model.get("attn_resolutions", ()))
+        return RLConfig(**{**d, "model": ModelConfig(**model), "learn": LearnConfig(**d["learn"]),
+                           "behavior": BehaviorConfig(**d["behavior"]),
+                           "loop": LoopConfig(**d["loop"])})
+
+
+# The cwm-train preset whose model sizes each RL preset uses (a --pretrained checkpoint of that
+# preset fits without any conversion).
+_MODEL_PRESET = {"metaworld": "paper", "dmc": "paper", "small": "small", "tiny": "tiny"}
+_PAPER_FAMILY = {"metaworld": "metaworld", "dmc": "dmc"}
+
+_LOOP = {
+    "metaworld": dict(steps=255_000, prefill=5000, pretrain_updates=100, train_every=5,
+                      batch_size=50, seq_len=50, eval_every=10_000, eval_episodes=10,
+                      log_every=1000, ckpt_every=10_000),
+    "dmc": dict(steps=1_000_000, prefill=1000, pretrain_updates=100, train_every=5,
+                batch_size=16, seq_len=50, eval_every=10_000, eval_episodes=10,
+                log_every=1000, ckpt_every=10_000),
+    "small": dict(steps=30_000, prefill=2000, pretrain_updates=100, train_every=10,
+                  batch_size=16, seq_len=32, eval_every=5000, eval_episodes=3,
+                  log_every=1000, ckpt_every=5000, replay_chunk=128),
+    "tiny": dict(steps=400, prefill=200, pretrain_updates=2, train_every=50, batch_size=2,
+                 seq_len=8, eval_every=10_000, eval_episodes=1, log_every=100, ckpt_every=100,
+                 replay_chunk=32, keep_checkpoints=2),
+}
+_HEADS = {
+    "metaworld": {}, "dmc": {},
+    "small": dict(head_layers=2, head_units=256),
+    "tiny": dict(head_layers=1, head_units=32),
+}
+_BEHAVIOR = {
+    "metaworld": {}, "dmc": {},
+    "small": dict(layers=2, units=256),
+    "tiny": dict(layers=1, units=32, horizon=5, slow_critic_every=2),
+}
+
+
+def family_protocol(env: str) -> tuple[dict, dict]:
+    """The env family's part of the protocol: (LearnConfig fields, LoopConfig fields)."""
+    if env == "metaworld":
+        return (dict(free_nats=0.0, intrinsic_scale=1.0, s_posterior_embed=False),
+                dict(freeze_updates=100, prioritize_ends=True))
+    return (dict(free_nats=1.0, intrinsic_scale=0.1, s_posterior_embed=True),
+            dict(freeze_updates=0, prioritize_ends=False))
+
+
+def default_preset(env: str) -> str:
+    return "metaworld" if env == "metaworld" else "dmc"
+
+
+def make_rl_config(env: str, task: str | None = None, preset: str | None = None,
+                   agent: str = "contextwm", seed: int = 0, render: str = "default",
+                   envs: int = 1, model: ModelConfig | None = None, pretrained: str | None = None,
+                   **loop_overrides) -> RLConfig:
+    """The named preset for `env`; `loop_overrides` replace LoopConfig fields (None = keep).
+
+    `model` replaces the preset's world-model shape (the RL stage passes a pre-trained
+    checkpoint's, so its weights fit). Task names are checked by `cwm.rl.envs.registry`.
+    """
+    if env not in FAMILIES:
+        raise UserError(f"unknown env family {env!r}; valid: {', '.join(FAMILIES)}")
+    preset = preset or default_preset(env)
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset in _PAPER_FAMILY and _PAPER_FAMILY[preset] != default_preset(env):
+        raise UserError(f"preset {preset!r} is the {preset} protocol; for --env {env} use "
+                        f"--preset {default_preset(env)} (or small/tiny)")
+    if agent not in AGENTS:
+        raise UserError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+    if envs < 1:
+        raise UserError(f"--envs must be at least 1, got {envs}")
+    if model is None:
+        model = make_model_config(_MODEL_PRESET[preset], agent).model
+    elif model.kind != agent:
+        raise UserError(f"a {model.kind} world model cannot serve the {agent} agent")
+    learn_family, loop_family = family_protocol(env)
+    learn = LearnConfig(**{**learn_family, **_HEADS[preset]})
+    if agent == "dreamerv2":
+        # The DreamerV2 baseline has no video model: no intrinsic bonus, a single s latent.
+        learn = dataclasses.replace(learn, intrinsic_scale=0.0, s_posterior_embed=False)
+    behavior = BehaviorConfig(**_BEHAVIOR[preset])
+    loop = LoopConfig(**{**_LOOP[preset], **loop_family})
+    overrides = {k: v for k, v in loop_overrides.items() if v is not None}
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(LoopConfig)}
+    if unknown:
+        raise UserError(f"unknown loop setting(s): {', '.join(sorted(unknown))}")
+    loop = dataclasses.replace(loop, **overrides)
+    cfg = RLConfig(preset=preset, env=env, task=task or DEFAULT_TASKS[env], agent=agent,
+                   seed=seed, render=render, envs=envs, action_repeat=ACTION_REPEAT[env],
+                   model=model, learn=learn, behavior=behavior, loop=loop, pretrained=pretrained)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RLConfig) -> None:
+    loop = cfg.loop
+    for name in ("steps", "train_every", "batch_size", "eval_every", "eval_episodes", "log_every",
+                 "ckpt_every", "keep_checkpoints", "replay_capacity", "replay_chunk"):
+        if getattr(loop, name) <= 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(loop, name)}")
+    if loop.seq_len < 2:
+        raise UserError(f"seq_len must be at least 2, got {loop.seq_len}")
+    # Updates start after prefill, so each env's stream must by then hold one whole sequence.
+    per_env = loop.prefill // (cfg.envs * cfg.action_repeat)
+    if per_env < loop.seq_len:
+        raise UserError(f"prefill {loop.prefill} frames over {cfg.envs} env(s) gives {per_env} steps "
+                        f"per env, fewer than one sequence of {loop.seq_len}: raise --prefill")
+
+
+def format_config(cfg: RLConfig) -> str:
+    """One `section.key = value` per line, as printed at the start of a run."""
+    lines = []
+    for k, v in cfg.to_dict().items():
+        if isinstance(v, dict):
+            lines += [f"{k}.{kk} = {vv}" for kk, vv in v.items()]
+        else:
+            lines.append(f"{k} = {v}")
+    return "\n".join(lines)
