@@ -85,7 +85,7 @@ def cli():
     """
 
 
-@cli.command("ssv2")
+@cli.command("ssv2", short_help="Something-Something v2 (.webm + label json).")
 @click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True,
               help="Annotation split to ingest; 'all' takes every .webm present.")
 @_common_options()
@@ -94,14 +94,14 @@ def ssv2_command(split, **kw):
     _run("ssv2", {"split": split}, kw)
 
 
-@cli.command("human36m")
+@cli.command("human36m", short_help="Human3.6M (per subject/action/camera .mp4).")
 @_common_options(every=5)
 def human36m_command(**kw):
     """Human3.6M: <src>/S*/Videos/<Action>[ <n>].<camera>.mp4 (50 Hz; every 5th frame kept)."""
     _run("human36m", {}, kw)
 
 
-@cli.command("ytb-driving")
+@cli.command("ytb-driving", short_help="YouTube driving (JPEG frame folders).")
 @click.option("--frame-rate", type=float, default=30.0, show_default=True,
               help="Frames per second the JPEG numbering stands for (for --fps).")
 @click.option("--max-gap", type=int, default=1, show_default=True,
@@ -112,7 +112,7 @@ def ytb_driving_command(frame_rate, max_gap, **kw):
     _run("ytb-driving", {"frame_rate": frame_rate, "max_gap": max_gap}, kw)
 
 
-@cli.command("folder")
+@cli.command("folder", short_help="Any directory tree of videos.")
 @_common_options(src_help="Any directory tree of mp4/webm/mkv/avi/mov. "
                           "Default: $CWM_DATA/folder.")
 def folder_command(**kw):
@@ -120,7 +120,7 @@ def folder_command(**kw):
     _run("folder", {}, kw)
 
 
-@cli.command("synthetic")
+@cli.command("synthetic", short_help="Generated demo videos, ingested like real ones.")
 @click.option("--videos", type=int, default=24, show_default=True,
               help="How many videos to generate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Generation seed.")

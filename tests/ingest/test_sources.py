@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from cwm.errors import UserError
 from cwm.ingest.config import FrameOptions, IngestConfig
+from cwm.ingest.decode import decode_file
 from cwm.ingest.run import ingest
-from cwm.ingest.sources import folder, human36m, ssv2, ytb_driving
+from cwm.ingest.sources import folder, human36m, ssv2, synthetic, ytb_driving
 from cwm.ingest.sources.base import resolve_src
 from tests.ingest.conftest import encode, moving
 
@@ -109,3 +111,16 @@ def test_empty_src_says_where_it_looked(tmp_path):
                        scheduler="inline", progress=False)
     with pytest.raises(UserError, match=f"no ssv2 inputs found under {tmp_path}.*webm"):
         ingest(cfg, log=lambda _: None)
+
+
+def test_synthetic_videos_are_real_varied_files(tmp_path):
+    frames, fps = synthetic.render(seed=3, index=2)
+    again, _ = synthetic.render(seed=3, index=2)
+    assert (frames == again).all() and fps in synthetic.RATES
+    assert frames.shape[1:] == (128, 96, 3)                      # portrait
+    assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 5  # things move
+    synthetic.generate(tmp_path, videos=3, seed=3)
+    items = synthetic.list_videos(tmp_path, videos=3, seed=3)
+    assert [v.path for v in items] == ["synth-3-0000.mp4", "synth-3-0001.mp4", "synth-3-0002.webm"]
+    video = decode_file(tmp_path / items[2].path, FrameOptions())
+    assert video.codec == "vp8" and len(video.frames) == len(frames)
