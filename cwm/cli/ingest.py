@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cwm.cli.common import run_cli
+from cwm.cli.shards import inspect_cmd, verify_cmd
 from cwm.ingest.config import ASPECTS, INTERPOLATIONS, FrameOptions, IngestConfig
 from cwm.ingest.distribute import INLINE
 from cwm.ingest.run import ingest
@@ -131,6 +132,12 @@ def synthetic_command(videos, seed, **kw):
     if videos < 1:
         raise click.BadParameter("must be >= 1", param_hint="--videos")
     _run("synthetic", {"videos": videos, "seed": seed}, kw)
+
+
+# Reading-side checks live with the shards stage; they are offered here so that one command
+# covers producing a dataset and looking at it: `cwm-ingest inspect SPEC`, `cwm-ingest verify SPEC`.
+cli.add_command(inspect_cmd)
+cli.add_command(verify_cmd)
 
 
 def main():
