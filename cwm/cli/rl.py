@@ -23,7 +23,7 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--env", type=click.Choice(sorted(DEFAULT_TASKS)), default=None,
+@click.option("--env", default=None,
               help="Env family: metaworld, dmc, or dmcr (DMC with Remastered-style looks).")
 @click.option("--task", default=None, help="Task name, e.g. drawer-open or walker-walk "
               "(default: metaworld reach, dmc/dmcr cartpole-balance).")
@@ -58,11 +58,13 @@ def cli(ctx, env, task, out, preset, steps, pretrained, seed, agent, render, env
     if env is None:
         raise UserError("--env is required (metaworld, dmc or dmcr)")
     from cwm.rl.agent import pretrained_model_config
-    from cwm.rl.config import DEFAULT_TASKS as tasks, make_rl_config
-    from cwm.rl.envs.registry import canonical_task
+    from cwm.rl.config import make_rl_config
+    from cwm.rl.envs.registry import FAMILIES, canonical_task
     from cwm.rl.loop import train
 
-    task = canonical_task(env, task or tasks[env])
+    if env not in FAMILIES:
+        raise UserError(f"unknown env family {env!r}; valid: {', '.join(FAMILIES)}")
+    task = canonical_task(env, task or DEFAULT_TASKS[env])
     model = None
     if pretrained:
         model = pretrained_model_config(pretrained)

@@ -85,7 +85,7 @@ class LoopConfig:
     steps: int = 255_000
     prefill: int = 5000
     pretrain_updates: int = 100      # updates right after prefill
-    train_every: int = 5             # one update per this many frames (a fractional accumulator)
+    train_every: int = 5             # one update per this many frames (an accumulator of frames)
     batch_size: int = 50
     seq_len: int = 50
     freeze_updates: int = 0          # encoder and z-RSSM learning rate 0 for this many updates
@@ -130,6 +130,11 @@ class RLConfig:
 # The cwm-train preset whose model sizes each RL preset uses (a --pretrained checkpoint of that
 # preset fits without any conversion).
 _MODEL_PRESET = {"metaworld": "paper", "dmc": "paper", "small": "small", "tiny": "tiny"}
+# From scratch, `small` shrinks cwm-train's small image networks further: on a CPU the decoder
+# dominates an update (SPEC section 4), and the learning check must fit in an hour on two cores.
+# With --pretrained the checkpoint's shape is used whatever the preset.
+# Attention dropout off: with it, torch falls back to its slow reference attention on the CPU.
+_MODEL_SIZES = {"small": dict(cnn_depth=8, res_blocks=1, deter=200, hidden=200, attn_dropout=0.0)}
 _PAPER_FAMILY = {"metaworld": "metaworld", "dmc": "dmc"}
 
 _LOOP = {
@@ -139,21 +144,21 @@ _LOOP = {
     "dmc": dict(steps=1_000_000, prefill=1000, pretrain_updates=100, train_every=5,
                 batch_size=16, seq_len=50, eval_every=10_000, eval_episodes=10,
                 log_every=1000, ckpt_every=10_000),
-    "small": dict(steps=30_000, prefill=2000, pretrain_updates=100, train_every=10,
-                  batch_size=16, seq_len=32, eval_every=5000, eval_episodes=3,
-                  log_every=1000, ckpt_every=5000, replay_chunk=128),
+    "small": dict(steps=10_000, prefill=2000, pretrain_updates=50, train_every=8,
+                  batch_size=8, seq_len=24, eval_every=2000, eval_episodes=2,
+                  log_every=500, ckpt_every=2000, replay_chunk=128),
     "tiny": dict(steps=400, prefill=200, pretrain_updates=2, train_every=50, batch_size=2,
                  seq_len=8, eval_every=10_000, eval_episodes=1, log_every=100, ckpt_every=100,
                  replay_chunk=32, keep_checkpoints=2),
 }
 _HEADS = {
     "metaworld": {}, "dmc": {},
-    "small": dict(head_layers=2, head_units=256),
+    "small": dict(head_layers=2, head_units=200),
     "tiny": dict(head_layers=1, head_units=32),
 }
 _BEHAVIOR = {
     "metaworld": {}, "dmc": {},
-    "small": dict(layers=2, units=256),
+    "small": dict(layers=2, units=200),
     "tiny": dict(layers=1, units=32, horizon=5, slow_critic_every=2),
 }
 
@@ -194,6 +199,7 @@ def make_rl_config(env: str, task: str | None = None, preset: str | None = None,
         raise UserError(f"--envs must be at least 1, got {envs}")
     if model is None:
         model = make_model_config(_MODEL_PRESET[preset], agent).model
+        model = dataclasses.replace(model, **_MODEL_SIZES.get(preset, {}))
     elif model.kind != agent:
         raise UserError(f"a {model.kind} world model cannot serve the {agent} agent")
     learn_family, loop_family = family_protocol(env)

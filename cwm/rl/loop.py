@@ -13,7 +13,7 @@ One call collects experience, trains and evaluates one run directory (or resumes
     <run>/curve.png           the learning curve so far
 
 Order of a run: `prefill` frames of uniform random actions, then `pretrain_updates` updates, then
-one update per `train_every` frames through a fractional accumulator (so N parallel envs or an
+one update per `train_every` frames through an accumulator of frames (so N parallel envs or an
 action repeat keep the same ratio), evaluation every `eval_every` frames (and at the start and
 the end), a checkpoint every `ckpt_every` frames. Updates run while the env processes render
 the next step, so on a CPU the two overlap.
@@ -178,7 +178,8 @@ class _Window:
     def __init__(self):
         self.sums: dict[str, float] = {}
         self.updates = 0
-        self.time = {"policy": 0.0, "train": 0.0, "env_wait": 0.0}
+        self.time = {"policy": 0.0, "train": 0.0, "env_wait": 0.0, "eval": 0.0}
+        self.env_time = {"physics": 0.0, "render": 0.0}
         self.frames = 0
         self.start = time.perf_counter()
 
@@ -189,10 +190,15 @@ class _Window:
 
     def row(self) -> dict[str, float]:
         row = {k: v / self.updates for k, v in self.sums.items()} if self.updates else {}
-        wall = time.perf_counter() - self.start
+        # Evaluation episodes are not training frames: their time is left out of the speed.
+        wall = time.perf_counter() - self.start - self.time["eval"]
         row["fps"] = self.frames / wall if wall > 0 else 0.0
         row["updates_per_s"] = self.updates / self.time["train"] if self.time["train"] > 0 else 0.0
-        for k, v in self.time.items():
+        for k in ("policy", "train", "env_wait"):
+            row[f"time_{k}_frac"] = self.time[k] / wall if wall > 0 else 0.0
+        # Physics and rendering run in the env processes, overlapping the training above;
+        # seconds summed over env processes, per wall second.
+        for k, v in self.env_time.items():
             row[f"time_{k}_frac"] = v / wall if wall > 0 else 0.0
         return row
 
@@ -203,13 +209,18 @@ class Run:
     def __init__(self, cfg: RLConfig, run_dir: Path, factories: Factories, device: torch.device,
                  echo: Callable[[str], None], replay_from: str | None = None):
         self.run_dir, self.factories, self.device, self.echo = run_dir, factories, device, echo
+        if device.type == "cpu":
+            # Each env process renders on a core of its own; torch threads beyond the rest only
+            # spin against them (measured: a tiny update took 0.86 s with 2 threads next to one
+            # rendering env on 2 busy cores, 0.06 s with 1).
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) - cfg.envs))
         found = list_checkpoints(run_dir)
         ckpt = load_rl_checkpoint(found[-1][1]) if found else None
         if ckpt is not None:
             cfg = resume_config(cfg, RLConfig.from_dict(ckpt["config"]), found[-1][1])
         self.cfg = cfg
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.counters = {"env_steps": 0, "updates": 0, "accumulator": 0.0, "episodes": 0,
+        self.counters = {"env_steps": 0, "updates": 0, "accumulator": 0, "episodes": 0,
                          "pretrained": False, "next_eval": 0, "next_log": cfg.loop.log_every,
                          "next_ckpt": cfg.loop.ckpt_every, "replay_last_seq": -1}
         if ckpt is not None:
@@ -228,6 +239,9 @@ class Run:
             if removed:
                 echo(f"replay: dropped {removed} chunk(s) written after the checkpoint")
         self.replay: Replay = factories.make_replay(replay_dir, cfg)
+        if ckpt is not None:
+            echo(f"replay: {self.replay.stats()['loaded_steps']} steps loaded from {replay_dir} "
+                 f"(checkpoint: {ckpt['replay_steps']})")
         if ckpt is not None:
             self.agent.load_state_dict(ckpt["agent"])
             self.agent.load_optim_state(ckpt["optim"])
@@ -347,6 +361,11 @@ class Run:
         self.ckpt_path = path
         return path
 
+    def env_timings(self) -> dict[str, float]:
+        """Seconds of physics and rendering so far, summed over the training env processes."""
+        per_env = self.envs.get_attr("timings")
+        return {k: float(sum(t[k] for t in per_env)) for k in ("physics", "render")}
+
     def close(self) -> None:
         self.replay.close()
         self.envs.close()
@@ -390,11 +409,6 @@ def train(cfg: RLConfig, run_dir: str | Path, factories: Factories | None = None
     from cwm.model.runtime import resolve_device
 
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    if dev.type == "cpu":
-        # Each env process renders on a core of its own; torch threads beyond the rest only
-        # spin against them (measured: a tiny update took 0.86 s with 2 threads next to one
-        # rendering env on 2 busy cores, 0.06 s with 1).
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - cfg.envs))
     run = Run(cfg, Path(run_dir), factories or Factories(), dev, echo, replay_from)
     try:
         return _drive(run, progress)
@@ -424,6 +438,7 @@ def _drive(run: Run, progress: bool) -> dict:
     session_start, saved_at = time.perf_counter(), c["env_steps"]
     policy_state = None
     obs, _ = run.envs.reset()
+    env_clock = run.env_timings()
     reward = np.zeros(run.n)
     success = np.zeros(run.n, bool)
     prev_action = np.zeros((run.n, run.action_dim), np.float32)
@@ -434,7 +449,9 @@ def _drive(run: Run, progress: bool) -> dict:
             def maybe_evaluate(force: bool = False) -> None:
                 nonlocal last_eval
                 if force or c["env_steps"] >= c["next_eval"]:
+                    t = time.perf_counter()
                     last_eval = run.evaluate()
+                    window.time["eval"] += time.perf_counter() - t
                     logger.log(c["env_steps"], last_eval)
                     write_curve(run.run_dir, cfg.env)
                     c["next_eval"] = (c["env_steps"] // loop.eval_every + 1) * loop.eval_every
@@ -472,10 +489,11 @@ def _drive(run: Run, progress: bool) -> dict:
                         for _ in range(loop.pretrain_updates):
                             window.add(run.update())
                         c["pretrained"] = True
-                    c["accumulator"] += frames / loop.train_every
-                    while c["accumulator"] >= 1.0:
+                    # Counted in whole frames, so the ratio is exact and survives a resume.
+                    c["accumulator"] += frames
+                    while c["accumulator"] >= loop.train_every:
                         window.add(run.update())
-                        c["accumulator"] -= 1.0
+                        c["accumulator"] -= loop.train_every
                 t2 = time.perf_counter()
                 window.time["train"] += t2 - t1
                 new_obs, reward, _, _, info = run.envs.step_wait()
@@ -491,6 +509,9 @@ def _drive(run: Run, progress: bool) -> dict:
                 bar.update(frames)
 
                 if c["env_steps"] >= c["next_log"] or c["env_steps"] >= loop.steps:
+                    now = run.env_timings()
+                    window.env_time = {k: now[k] - env_clock[k] for k in now}
+                    env_clock = now
                     row = window.row()
                     row.update(updates=c["updates"], episodes=c["episodes"],
                                replay_steps=len(run.replay))
@@ -503,6 +524,8 @@ def _drive(run: Run, progress: bool) -> dict:
                     run.save()
                     saved_at = c["env_steps"]
                     c["next_ckpt"] = (c["env_steps"] // loop.ckpt_every + 1) * loop.ckpt_every
+            # The observation the last action led to belongs to the data as well.
+            run.record(obs, reward, success, prev_action)
             maybe_evaluate(force=True)
     except KeyboardInterrupt:
         bar.close()
