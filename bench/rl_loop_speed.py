@@ -8,7 +8,8 @@ preset's sizes) and times, for `--render default` and `--render fast`:
   - env: steps/s of the training env process with the policy's actions replaced by random ones,
     split into physics and rendering (measured inside the env process) and IPC;
   - policy: ms per `Agent.act` (encoder + z and s filtering + actor) for one env;
-  - training: one world-model + actor-critic update at the preset's batch (50 x 50), updates/s.
+  - training: world-model + actor-critic updates at the preset's batch (50 x 50, or
+    `--batch-size` sequences of 50), updates/s.
 Then the loop's frames/s follows from its schedule (one update per `train_every` frames; the
 loop trains while the env process renders, so env and training overlap):
     serial     1 / (env + policy + update / train_every)
@@ -33,9 +34,9 @@ from cwm.rl.loop import Factories, Run
 
 
 def measure(preset: str, task: str, render: str, env_steps: int, updates: int,
-            policy_steps: int) -> dict:
+            policy_steps: int, batch_size: int | None) -> dict:
     cfg = make_rl_config("metaworld", task, preset, render=render,
-                         prefill=max(env_steps, 50), pretrain_updates=0)
+                         prefill=max(env_steps, 50), pretrain_updates=0, batch_size=batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(cfg, Path(tmp) / "run", Factories(), torch.device("cpu"), lambda s: None)
         try:
@@ -97,11 +98,14 @@ def main() -> None:
     ap.add_argument("--env-steps", type=int, default=200)
     ap.add_argument("--updates", type=int, default=2)
     ap.add_argument("--policy-steps", type=int, default=100)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="Sequences per update (preset default; 50 x 50 frames at the paper sizes "
+                         "needs more memory than a small machine has)")
     args = ap.parse_args()
     out = {"preset": args.preset, "task": args.task, "torch_threads": None, "results": []}
     for render in ("default", "fast"):
         out["results"].append(measure(args.preset, args.task, render, args.env_steps,
-                                      args.updates, args.policy_steps))
+                                      args.updates, args.policy_steps, args.batch_size))
         out["torch_threads"] = torch.get_num_threads()
     d, f = out["results"]
     out["fast_vs_default_env"] = f["env_steps_per_s"] / d["env_steps_per_s"]
