@@ -15,13 +15,10 @@ Under `torchrun` every rank runs this function; rank 0 alone writes files.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import resource
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -40,6 +37,7 @@ from cwm.model.metrics import MetricsLogger
 from cwm.model.pictures import write_pictures
 from cwm.model.runtime import Runtime, setup_runtime, teardown_runtime
 from cwm.model.world_model import WorldModel, parameter_breakdown
+from cwm.signals import sigterm_as_interrupt
 
 
 def data_seed(seed: int, step: int) -> int:
@@ -61,21 +59,6 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a scheduler's polite kill) takes the same save-then-exit path as Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def train_step(net: torch.nn.Module, model: WorldModel, optimizer: torch.optim.Optimizer,
@@ -205,7 +188,7 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
     batches = iter(loader)
     net.train()
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             while step < t.steps:
                 t0 = time.perf_counter()
                 batch = next(batches)

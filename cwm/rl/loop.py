@@ -28,13 +28,10 @@ checkpoint first; a kill -9 loses at most the frames since the last checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +49,7 @@ from cwm.rl.agent import Agent, count_parameters, make_agent
 from cwm.rl.config import RLConfig, format_config
 from cwm.rl.envs.registry import EnvConfig
 from cwm.rl.replay import Replay
+from cwm.signals import sigterm_as_interrupt
 
 CHECKPOINT_KIND = "cwm-rl"
 FORMAT_VERSION = 1
@@ -80,9 +78,10 @@ def default_eval_env(cfg: RLConfig):
     return make_parallel_envs([EnvConfig(cfg.env, cfg.task, seed=env_seed(cfg, 1), render=cfg.render)])
 
 
-def default_replay(directory: Path, cfg: RLConfig) -> Replay:
+def default_replay(directory: Path, cfg: RLConfig, discard_after: int | None = None) -> Replay:
     return Replay(directory, capacity=cfg.loop.replay_capacity, chunk_len=cfg.loop.replay_chunk,
-                  seed=cfg.seed, prioritize_ends=cfg.loop.prioritize_ends)
+                  seed=cfg.seed, prioritize_ends=cfg.loop.prioritize_ends,
+                  discard_after=discard_after)
 
 
 @dataclass
@@ -91,7 +90,7 @@ class Factories:
 
     make_envs(cfg, seed) -> gymnasium VectorEnv of cfg.envs pixel envs (NEXT_STEP autoreset)
     make_eval_env(cfg)   -> VectorEnv of one env
-    make_replay(dir, cfg) -> Replay
+    make_replay(dir, cfg, discard_after) -> Replay
     make_agent(cfg, action_dim, device) -> Agent
     """
 
@@ -138,33 +137,8 @@ def resume_config(cfg: RLConfig, saved: RLConfig, where: Path) -> RLConfig:
     return replace(saved, loop=loop, envs=cfg.envs)
 
 
-def rollback_replay(directory: Path, last_seq: int) -> int:
-    """Remove replay chunks written after a checkpoint (seq > last_seq); returns how many."""
-    removed = 0
-    for p in directory.glob("*.h5"):
-        if p.stem.isdigit() and int(p.stem) > last_seq:
-            p.unlink()
-            removed += 1
-    return removed
-
-
 # -- the loop -----------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a scheduler's polite kill) takes the same save-then-exit path as Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
@@ -234,11 +208,11 @@ class Run:
         self.action_dim = int(self.envs.single_action_space.shape[0])
         self.agent: Agent = factories.make_agent(cfg, self.action_dim, device)
         replay_dir = run_dir / "replay"
-        if ckpt is not None:
-            removed = rollback_replay(replay_dir, self.counters["replay_last_seq"])
-            if removed:
-                echo(f"replay: dropped {removed} chunk(s) written after the checkpoint")
-        self.replay: Replay = factories.make_replay(replay_dir, cfg)
+        last_seq = self.counters["replay_last_seq"] if ckpt is not None else None
+        self.replay: Replay = factories.make_replay(replay_dir, cfg, discard_after=last_seq)
+        if self.replay.stats()["discarded_files"]:
+            echo(f"replay: dropped {self.replay.stats()['discarded_files']} chunk(s) written "
+                 "after the checkpoint")
         if ckpt is not None:
             echo(f"replay: {self.replay.stats()['loaded_steps']} steps loaded from {replay_dir} "
                  f"(checkpoint: {ckpt['replay_steps']})")
@@ -444,7 +418,7 @@ def _drive(run: Run, progress: bool) -> dict:
     prev_action = np.zeros((run.n, run.action_dim), np.float32)
 
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             # Evaluate before checkpointing, so a resumed run never repeats an evaluation.
             def maybe_evaluate(force: bool = False) -> None:
                 nonlocal last_eval

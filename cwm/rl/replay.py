@@ -97,6 +97,8 @@ class Replay:
     sample(batch, length) -> {key: array [batch, length, ...]}; len() counts stored steps.
     `prioritize_ends` (upstream's option for Meta-world) clamps a start that would run past the
     end of its episode back to end there, so final steps are sampled as often as early ones.
+    `discard_after` deletes the chunks whose seq is larger on opening: a run resuming from a
+    checkpoint taken before they were written collects those steps again.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Replay:
         seed: int = 0,
         prioritize_ends: bool = False,
         compression: str | None = "lzf",
+        discard_after: int | None = None,
     ):
         if chunk_len < 1 or capacity < 1:
             raise UserError(f"replay needs chunk_len >= 1 and capacity >= 1, got {chunk_len}, {capacity}")
@@ -125,8 +128,9 @@ class Replay:
         self._streams: list[_Stream] | None = None  # rebuilt lazily after any change
         self._keys: set[str] | None = None  # every step and chunk carries the same keys
         self._size = 0
-        self._counts = {"loaded_steps": 0, "added_steps": 0, "evicted_steps": 0, "skipped_files": 0}
-        self._load()
+        self._counts = {"loaded_steps": 0, "added_steps": 0, "evicted_steps": 0, "skipped_files": 0,
+                        "discarded_files": 0}
+        self._load(discard_after)
 
     # Opening ---------------------------------------------------------------------------------
     def _acquire_lock(self) -> int:
@@ -138,10 +142,15 @@ class Replay:
             raise UserError(f"replay directory {self.directory} is in use by another process") from None
         return fd
 
-    def _load(self) -> None:
+    def _load(self, discard_after: int | None) -> None:
         # The lock guarantees no live writer, so every temporary here is a killed writer's.
         remove_stale_tmp(self.directory, "*.h5.*")
         for path in sorted(self.directory.glob("*.h5")):
+            if discard_after is not None and path.stem.isdigit() and int(path.stem) > discard_after:
+                # Written after the checkpoint being resumed: the run will collect it again.
+                path.unlink()
+                self._counts["discarded_files"] += 1
+                continue
             try:
                 chunk = read_chunk(path)
             except (OSError, KeyError) as e:

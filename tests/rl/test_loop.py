@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import h5py
-import pytest
 import torch
 
 from cwm.model.metrics import read_metrics

@@ -141,3 +141,14 @@ def test_unreadable_file_is_skipped_with_a_warning(tmp_path):
         r = Replay(tmp_path, capacity=1000, chunk_len=4)
     assert len(r) == 8 and r.stats()["skipped_files"] == 1
     r.close()
+
+
+def test_discard_after_drops_chunks_newer_than_a_checkpoint(tmp_path):
+    with Replay(tmp_path, capacity=1000, chunk_len=4) as r:
+        add_episodes(r, 2, 8)  # 4 chunks: seq 0..3
+        assert len(list(tmp_path.glob("*.h5"))) == 4
+    with Replay(tmp_path, capacity=1000, chunk_len=4, discard_after=1) as r:
+        assert len(r) == 8 and r.stats()["discarded_files"] == 2
+        assert sorted(p.name for p in tmp_path.glob("*.h5")) == ["0000000000.h5", "0000000001.h5"]
+        add_episodes(r, 1, 4, start=8)  # continues with the next free seq
+        assert sorted(p.stem for p in tmp_path.glob("*.h5"))[-1] == "0000000002"
