@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every benchmark in one go (`make bench`), each printing ratios measured within its own run.
+# The figures in bench/RESULTS.md come from these commands. Needs ~30-60 min on 2 CPU cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+work=${BENCH_WORK:-/tmp/cwm_bench}
+mkdir -p "$work"
+python bench/ingest_speed.py --reps 5 --work "$work/ingest_speed"
+python bench/ingest_scaling.py --reps 5 --work "$work/ingest_scaling"
+python bench/shards_loader.py --repeats 5 --clips 4000 --workdir "$work/shards"
+python bench/rl_env_speed.py --steps 60 --repeats 3
+cwm-ingest synthetic --out "$work/model_shards" --no-progress
+python bench/model_step.py --shards "$work/model_shards" --rounds 2 --steps 2
+python bench/rl_loop_speed.py --env-steps 100 --updates 1 --policy-steps 30 --batch-size 8
