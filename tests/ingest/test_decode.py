@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,14 +109,24 @@ def test_broken_inputs_raise_input_error(media, name, reason):
 
 
 def test_unreadable_permissions(tmp_path, media):
+    """A mode-000 file fails with "permission denied". Root reads anything through its
+    CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH capabilities, so under root the decode runs in a child
+    whose capability bounding set lacks them (util-linux `setpriv`)."""
     import os
-    if os.geteuid() == 0:
-        pytest.skip("root reads mode-000 files; FIFO/directory/symlink cases cover root")
+    import sys
+
     path = tmp_path / "locked.mp4"
     path.write_bytes(media["good"].read_bytes())
     path.chmod(0)
-    with pytest.raises(InputError, match="permission denied"):
-        decode_file(path, FrameOptions())
+    code = ("import sys\n"
+            "from cwm.ingest.config import FrameOptions\n"
+            "from cwm.ingest.decode import InputError, decode_file\n"
+            "try:\n    decode_file(sys.argv[1], FrameOptions())\n"
+            "except InputError as e:\n    print('InputError:', e)\n")
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    proc = subprocess.run([*drop, sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert "InputError:" in proc.stdout and "permission denied" in proc.stdout, proc.stderr
 
 
 def test_decode_timeout(media):
