@@ -132,3 +132,15 @@ def test_loader_frames_match_the_format_decoder(shard_dir):
     for b, key in enumerate(batch["key"]):
         start = int(batch["start"][b])
         assert np.array_equal(batch["frames"][b].numpy(), reference[key][start:start + 25])
+
+
+def test_batches_kept_by_the_caller_are_never_overwritten_by_workers(shard_dir):
+    """Workers reuse a ring of shared-memory slots; the caller's batches must stay intact."""
+    loader = make_clip_loader(str(shard_dir), batch_size=2, seq_len=4, num_workers=2, seed=1)
+    kept, snapshots = [], []
+    for batch in islice(iter(loader), 60):  # far more batches than the ring has slots
+        kept.append(batch)
+        snapshots.append(batch["frames"].clone())  # its content on arrival
+    assert all(torch.equal(b["frames"], s) for b, s in zip(kept, snapshots))
+    # the batches differ, so a slot rewritten under a kept batch would have shown
+    assert len({s.sum().item() for s in snapshots}) > 10
