@@ -60,13 +60,7 @@ class ClipLoader:
         if self.batches_per_epoch is not None:
             # Workers yield ceil(n / workers) batches each; cut to exactly n.
             batches = islice(batches, self.batches_per_epoch)
-        if self.num_workers == 0 or self.pin_memory:
-            yield from batches  # already private memory (pinning copies out of the ring)
-            return
-        for batch in batches:
-            # Worker batches live in a shared-memory ring the worker reuses (collate.py): hand
-            # the caller its own copy so a batch kept for later is never overwritten.
-            yield {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        yield from batches
 
 
 def make_clip_loader(spec: str, *, batch_size: int, seq_len: int = 25, train: bool = True,
