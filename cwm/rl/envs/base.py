@@ -22,6 +22,7 @@ its limit) and the split of time between physics and rendering that the benchmar
 
 from __future__ import annotations
 
+import abc
 import time
 from typing import Any
 
@@ -42,7 +43,7 @@ def observation_space(size: int) -> spaces.Dict:
     )
 
 
-class PixelEnv(gym.Env):
+class PixelEnv(gym.Env, abc.ABC):
     """Base class: action repeat, observation dict, timing. See the module docstring."""
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -62,17 +63,17 @@ class PixelEnv(gym.Env):
         self.timings = {"physics": 0.0, "render": 0.0}
 
     # Hooks for subclasses -------------------------------------------------------------------
+    @abc.abstractmethod
     def _reset_sim(self, seed: int | None) -> None:
         """Start a new episode; reseed every source of randomness first when `seed` is given."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _step_sim(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
         """One sub-step with a float32 [A] action in [-1, 1] -> (reward, terminated, truncated, success)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _render(self) -> np.ndarray:
         """uint8 [size, size, 3] of the current state."""
-        raise NotImplementedError
 
     # gymnasium API ----------------------------------------------------------------------------
     def _observe(self, first: bool, last: bool, terminal: bool) -> dict[str, Any]:
