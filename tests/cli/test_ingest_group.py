@@ -3,10 +3,7 @@
 import subprocess
 import sys
 
-import numpy as np
-import webdataset as wds
-
-from cwm.shards.format import make_sample
+from tests.shards.conftest import write_shards
 
 
 def _cwm_ingest(*args):
@@ -15,10 +12,7 @@ def _cwm_ingest(*args):
 
 
 def test_inspect_and_verify_from_cwm_ingest(tmp_path):
-    frames = np.random.default_rng(0).integers(0, 255, (30, 64, 64, 3), dtype=np.uint8)
-    with wds.TarWriter(str(tmp_path / "d-000000.tar")) as sink:
-        for i in range(3):
-            sink.write(make_sample(f"v{i}_0000", frames, {"dataset": "d"}))
+    write_shards(tmp_path, prefix="d", shards=1, per_shard=3, index=False)
     inspected = _cwm_ingest("inspect", str(tmp_path / "d-000000.tar"), "--sheet", str(tmp_path / "s.png"))
     assert inspected.returncode == 0, inspected.stderr
     assert "3 samples" in inspected.stdout and (tmp_path / "s.png").stat().st_size > 0
