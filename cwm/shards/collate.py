@@ -8,46 +8,58 @@
     meta           list[dict]
 
 Pixels stay uint8: conversion to float happens on the device, where it is free, instead of
-quadrupling the bytes every worker hands over. Inside a DataLoader worker the batch tensors are
-allocated in shared memory up front and the clips copied straight into them, so handing the batch
-to the main process moves a file handle, not the pixels (torch would otherwise copy each tensor
-into shared memory when it is sent).
+quadrupling the bytes every worker hands over. Inside a DataLoader worker the clips are copied
+straight into shared memory: a slot of the loader's `SlotRing` when it has one (the batch then
+travels as a slot number, see `cwm.shards.handoff`), else a fresh shared segment.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.utils.data import get_worker_info
 
-from cwm.shards.format import FRAME_SIZE
+from cwm.shards.handoff import SlotRing, batch_views, fresh_batch, slot_bytes
 from cwm.shards.sampling import Clip
 
 
-def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    if get_worker_info() is None:
-        return torch.empty(shape, dtype=dtype)
-    # Allocate in shared memory directly: `torch.empty(...).share_memory_()` would allocate
-    # twice and copy (measured 14 ms vs 2 ms for a 16 x 25 x 64 x 64 x 3 batch).
-    nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    storage = torch.UntypedStorage._new_shared(nbytes)
-    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
-
-
-def collate_clips(clips: list[Clip], seq_len: int) -> dict:
+def collate_clips(clips: list[Clip], seq_len: int, ring: SlotRing | None = None) -> dict:
+    """The batch dict above; in a worker with a `ring`, a slot reference instead (see `receive`)."""
     b = len(clips)
-    frames = _empty((b, seq_len, FRAME_SIZE, FRAME_SIZE, 3), torch.uint8)
-    context = _empty((b, FRAME_SIZE, FRAME_SIZE, 3), torch.uint8)
+    worker = get_worker_info()
+    slot = ring.claim(worker.id) if ring is not None and worker is not None else None
+    if slot is not None:
+        frames, context = ring.views(slot, b)
+    elif worker is not None:
+        frames, context = fresh_batch(b, seq_len)
+    else:
+        frames, context = batch_views(torch.UntypedStorage(slot_bytes(b, seq_len)), b, seq_len, b)
     frames_np, context_np = frames.numpy(), context.numpy()
     for i, clip in enumerate(clips):
         frames_np[i] = clip.frames[clip.start : clip.start + seq_len]
         context_np[i] = frames_np[i, clip.context_index]
-    return {
+    batch = {
         "frames": frames,
         "context": context,
-        "context_index": torch.tensor([c.context_index for c in clips], dtype=torch.long),
-        "start": torch.tensor([c.start for c in clips], dtype=torch.long),
+        "context_index": [c.context_index for c in clips],
+        "start": [c.start for c in clips],
         "key": [c.key for c in clips],
         "meta": [c.meta for c in clips],
     }
+    if slot is not None:
+        batch["frames"] = batch["context"] = None
+        batch["slot"] = slot
+    if ring is None:
+        return finish(batch, None)
+    # Through a ring the small fields travel as lists (a tensor each would cost a shared segment
+    # and a file descriptor); the main process finishes the batch with `finish`.
+    return batch
+
+
+def finish(batch: dict, ring: SlotRing | None) -> dict:
+    """The trainer's batch from what a worker sent: slot pixels mapped, index lists as tensors."""
+    slot = batch.pop("slot", None)
+    if slot is not None:
+        batch["frames"], batch["context"] = ring.receive(slot, len(batch["key"]))
+    batch["context_index"] = torch.as_tensor(batch["context_index"], dtype=torch.long)
+    batch["start"] = torch.as_tensor(batch["start"], dtype=torch.long)
+    return batch

@@ -31,6 +31,7 @@ from webdataset.utils import make_seed, pytorch_worker_info
 
 from cwm.errors import UserError
 from cwm.shards.collate import collate_clips
+from cwm.shards.handoff import SlotRing
 from cwm.shards.sampling import to_clip
 from cwm.shards.spec import Source, resolve_sources
 from cwm.shards.tarstream import ReadStats, iter_shards
@@ -56,6 +57,8 @@ class ClipDataset(IterableDataset):
     sources: list[Source] = field(default_factory=list)
     # Set by the loader before each pass, so consecutive epochs draw different clips.
     epoch: int = 0
+    # Set by the loader when it uses workers: where they put their batches (`cwm.shards.handoff`).
+    ring: SlotRing | None = None
     stats: ReadStats = field(default_factory=ReadStats)
 
     def __post_init__(self):
@@ -72,7 +75,7 @@ class ClipDataset(IterableDataset):
         return iter(pipeline)
 
     def _collate(self, clips):
-        return collate_clips(clips, self.config.seq_len)
+        return collate_clips(clips, self.config.seq_len, self.ring)
 
     def _evaluation(self) -> wds.DataPipeline:
         c = self.config

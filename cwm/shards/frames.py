@@ -41,7 +41,7 @@ def npy_view(data: bytes) -> np.ndarray:
         start = 12
     else:
         raise ValueError(f"unsupported .npy version {major}")
-    header = _parse_header(data[start : start + header_len])
+    header = _parse_header(bytes(data[start : start + header_len]))
     if not isinstance(header, dict) or header.get("descr") not in ("|u1", "<u1", ">u1"):
         raise ValueError(f"frames.npy must be uint8, header {header!r}")
     if header.get("fortran_order"):

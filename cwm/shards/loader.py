@@ -26,7 +26,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from cwm.errors import UserError
+from cwm.shards.collate import finish
 from cwm.shards.dataset import ClipDataset, ClipDatasetConfig
+from cwm.shards.handoff import SlotRing
+
+# Per worker: the batches DataLoader prefetches (2) and the one being built, plus the two the
+# caller may hold (the current batch and, while it asks for the next, the previous one).
+SLOTS_PER_WORKER = 6
 
 
 class ClipLoader:
@@ -54,13 +60,33 @@ class ClipLoader:
     def __iter__(self) -> Iterator[dict]:
         self.dataset.epoch = self.epoch
         self.epoch += 1
-        loader = DataLoader(self.dataset, batch_size=None, num_workers=self.num_workers,
-                            pin_memory=self.pin_memory)
-        batches = iter(loader)
+        if self.num_workers == 0:
+            self.dataset.ring = None
+            loader = DataLoader(self.dataset, batch_size=None, num_workers=0,
+                                pin_memory=self.pin_memory)
+            yield from self._cut(iter(loader))
+            return
+        # A new ring per pass: batches still held from the last pass keep their own slots.
+        c = self.dataset.config
+        ring = SlotRing(self.num_workers, SLOTS_PER_WORKER, c.batch_size, c.seq_len)
+        self.dataset.ring = ring
+        try:
+            batches = iter(DataLoader(self.dataset, batch_size=None, num_workers=self.num_workers))
+        finally:
+            self.dataset.ring = None   # the workers have theirs now
+        for batch in self._cut(batches):
+            batch = finish(batch, ring)
+            if self.pin_memory:
+                # The copy into pinned memory frees the slot at once.
+                batch["frames"] = batch["frames"].pin_memory()
+                batch["context"] = batch["context"].pin_memory()
+            yield batch
+
+    def _cut(self, batches: Iterator[dict]) -> Iterator[dict]:
         if self.batches_per_epoch is not None:
             # Workers yield ceil(n / workers) batches each; cut to exactly n.
-            batches = islice(batches, self.batches_per_epoch)
-        yield from batches
+            return islice(batches, self.batches_per_epoch)
+        return batches
 
 
 def make_clip_loader(spec: str, *, batch_size: int, seq_len: int = 25, train: bool = True,

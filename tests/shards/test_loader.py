@@ -7,7 +7,7 @@ import torch
 
 from cwm.errors import UserError
 from cwm.shards.format import decode_frames
-from cwm.shards.loader import make_clip_loader
+from cwm.shards.loader import SLOTS_PER_WORKER, make_clip_loader
 from tests.shards.conftest import write_shards
 
 
@@ -144,3 +144,26 @@ def test_batches_kept_by_the_caller_are_never_overwritten_by_workers(shard_dir):
     assert all(torch.equal(b["frames"], s) for b, s in zip(kept, snapshots))
     # the batches differ, so a slot rewritten under a kept batch would have shown
     assert len({s.sum().item() for s in snapshots}) > 10
+
+
+def test_views_kept_after_the_batch_is_dropped_stay_intact(shard_dir):
+    """A slot is reused only when no tensor, view or numpy array of its batch is alive."""
+    loader = make_clip_loader(str(shard_dir), batch_size=2, seq_len=4, num_workers=2, seed=2)
+    kept, snapshots = [], []
+    for i, batch in enumerate(islice(iter(loader), 60)):
+        if i % 3 == 0:
+            kept.append(batch["frames"][1, 2:])          # a view; the dict is dropped
+            snapshots.append(kept[-1].clone())
+        elif i % 3 == 1:
+            kept.append(batch["context"].numpy())      # a numpy array on the slot
+            snapshots.append(torch.from_numpy(kept[-1].copy()))
+    assert all(torch.equal(torch.as_tensor(k), s) for k, s in zip(kept, snapshots))
+
+
+def test_workers_reuse_their_slots_when_the_caller_lets_batches_go(shard_dir):
+    loader = make_clip_loader(str(shard_dir), batch_size=2, seq_len=4, num_workers=2, seed=3)
+    buffers = set()
+    for batch in islice(iter(loader), 80):
+        buffers.add(batch["frames"].untyped_storage().data_ptr())
+    # Reused slots: the same few buffers over and over, never a fresh segment per batch.
+    assert 2 <= len(buffers) <= 2 * SLOTS_PER_WORKER
