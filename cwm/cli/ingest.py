@@ -24,7 +24,8 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_size: int = 100,
                      help="Worker processes of the embedded dask cluster. [default: all cores]"),
         click.option("--scheduler", default=None, metavar="ADDR",
                      help="Use an existing dask scheduler (tcp://host:8786) instead of an "
-                          f"embedded cluster; '{INLINE}' runs in this process without dask."),
+                          f"embedded cluster (connect timeout: dask's distributed.comm.timeouts.connect); "
+                          f"'{INLINE}' runs in this process without dask."),
         click.option("--overwrite", is_flag=True,
                      help="Delete this dataset's shards in --out and redo them all."),
         click.option("--segment-frames", type=int, default=50, show_default=True,

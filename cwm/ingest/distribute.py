@@ -61,7 +61,8 @@ def _run_inline(specs, opts, out_dir, dataset, progress: Progress) -> Outcome:
 def _connect(scheduler: str | None, workers: int):
     if scheduler:
         try:
-            return Client(scheduler, timeout="20s"), None
+            # dask's own setting, so DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s shortens it
+            return Client(scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect")), None
         except (OSError, TimeoutError) as e:
             raise UserError(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
     # The workers' statistical profiler samples every thread each 10 ms; measured here it costs

@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -108,3 +109,18 @@ def test_joins_an_existing_scheduler_and_leaves_it_running(tmp_path):
         assert summary.ok and summary.workers == 1 and summary.totals["ok"] == 4
         with Client(cluster.scheduler_address) as client:    # still up for its other users
             assert len(client.scheduler_info()["workers"]) == 1
+
+
+def test_unreachable_scheduler_is_a_one_line_error(tmp_path):
+    with socket.socket() as s:                 # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    result = subprocess.run(CLI + SMALL + ["--out", str(tmp_path / "out"),
+                                           "--scheduler", f"tcp://127.0.0.1:{port}"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the dask scheduler at "
+                                                   f"tcp://127.0.0.1:{port}"), result.stderr
+    assert "Traceback" not in result.stderr
