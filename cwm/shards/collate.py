@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import get_worker_info
 
-from cwm.shards.handoff import SlotRing, batch_views, fresh_batch, slot_bytes
+from cwm.shards.handoff import SlotRing, fresh_batch
 from cwm.shards.sampling import Clip
 
 
@@ -29,25 +29,21 @@ def collate_clips(clips: list[Clip], seq_len: int, ring: SlotRing | None = None)
     slot = ring.claim(worker.id) if ring is not None and worker is not None else None
     if slot is not None:
         frames, context = ring.views(slot, b)
-    elif worker is not None:
-        frames, context = fresh_batch(b, seq_len)
     else:
-        frames, context = batch_views(torch.UntypedStorage(slot_bytes(b, seq_len)), b, seq_len, b)
+        frames, context = fresh_batch(b, seq_len, shared=worker is not None)
     frames_np, context_np = frames.numpy(), context.numpy()
     for i, clip in enumerate(clips):
         frames_np[i] = clip.frames[clip.start : clip.start + seq_len]
         context_np[i] = frames_np[i, clip.context_index]
+    # A slot's pixels stay where they are; the main process maps them back in `finish`.
+    pixels = {"slot": slot} if slot is not None else {"frames": frames, "context": context}
     batch = {
-        "frames": frames,
-        "context": context,
+        **pixels,
         "context_index": [c.context_index for c in clips],
         "start": [c.start for c in clips],
         "key": [c.key for c in clips],
         "meta": [c.meta for c in clips],
     }
-    if slot is not None:
-        batch["frames"] = batch["context"] = None
-        batch["slot"] = slot
     if ring is None:
         return finish(batch, None)
     # Through a ring the small fields travel as lists (a tensor each would cost a shared segment

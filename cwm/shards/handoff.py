@@ -39,12 +39,9 @@ def batch_views(storage: torch.UntypedStorage, capacity: int, seq_len: int,
                 n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """frames [n, T, 64, 64, 3] and context [n, 64, 64, 3] uint8 tensors on a slot's storage."""
     frames_shape = (capacity, seq_len, FRAME_SIZE, FRAME_SIZE, 3)
-    frames = torch.empty(0, dtype=torch.uint8).set_(
-        storage, 0, frames_shape, torch.empty(frames_shape, device="meta").stride())
-    context_shape = (capacity, FRAME_SIZE, FRAME_SIZE, 3)
+    frames = torch.empty(0, dtype=torch.uint8).set_(storage, 0, frames_shape)
     context = torch.empty(0, dtype=torch.uint8).set_(
-        storage, math.prod(frames_shape), context_shape,
-        torch.empty(context_shape, device="meta").stride())
+        storage, math.prod(frames_shape), (capacity, FRAME_SIZE, FRAME_SIZE, 3))
     return frames[:n], context[:n]
 
 
@@ -52,9 +49,12 @@ def slot_bytes(capacity: int, seq_len: int) -> int:
     return capacity * (seq_len + 1) * FRAME_BYTES
 
 
-def fresh_batch(n: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A one-off shared batch (a worker with every slot held, or no ring)."""
-    return batch_views(_shared_storage(slot_bytes(n, seq_len)), n, seq_len, n)
+def fresh_batch(n: int, seq_len: int, shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A one-off batch: in shared memory for a worker without a free slot (or without a ring),
+    in ordinary memory when the batch is built in the main process."""
+    nbytes = slot_bytes(n, seq_len)
+    storage = _shared_storage(nbytes) if shared else torch.UntypedStorage(nbytes)
+    return batch_views(storage, n, seq_len, n)
 
 
 class SlotRing:

@@ -61,7 +61,6 @@ class ClipLoader:
         self.dataset.epoch = self.epoch
         self.epoch += 1
         if self.num_workers == 0:
-            self.dataset.ring = None
             loader = DataLoader(self.dataset, batch_size=None, num_workers=0,
                                 pin_memory=self.pin_memory)
             yield from self._cut(iter(loader))
