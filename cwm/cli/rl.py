@@ -83,11 +83,14 @@ def cli(ctx, env, task, out, preset, steps, pretrained, seed, agent, render, env
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True,
               help="Where report.csv, report.md and curves.png go.")
-def report(runs, out):
+@click.option("--baselines", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also run the random and zero-action policies this many episodes on each "
+                   "task and show their scores (the floor a curve is read against).")
+def report(runs, out, baselines):
     """Aggregate the evaluation curves of RUNS over seeds (mean, IQM, bootstrap intervals)."""
     from cwm.rl.report import write_report
 
-    for path in write_report(list(runs), out).values():
+    for path in write_report(list(runs), out, baseline_episodes=baselines).values():
         click.echo(str(path))
 
 

@@ -5,7 +5,9 @@ and `metrics.jsonl`, whose evaluation rows carry `step` (environment steps) and 
 (plus `eval_success` on Meta-world). Runs are grouped by (env, task, agent); at every evaluation
 step shared by the group we report the mean and the interquartile mean (IQM, robust to one
 lucky or unlucky seed) with percentile-bootstrap 95% intervals over seeds. Published APV and
-DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are overlaid when present.
+DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are overlaid when present,
+and with `baseline_episodes` > 0 the scores of the fixed random and zero-action policies
+(`cwm.rl.baselines`) are measured on each task and shown beside the curves.
 """
 
 from __future__ import annotations
@@ -133,14 +135,25 @@ def reference_curves(env: str, task: str) -> dict[str, tuple[np.ndarray, np.ndar
     return out
 
 
-def write_report(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, Path]:
-    """Write `report.csv`, `report.md` and `curves.png` to `out_dir`; returns their paths."""
+def write_report(run_dirs: list[str | Path], out_dir: str | Path,
+                 baseline_episodes: int = 0) -> dict[str, Path]:
+    """Write `report.csv`, `report.md` and `curves.png` to `out_dir`; returns their paths.
+
+    With `baseline_episodes` > 0 each task's random and zero-action policies are run that many
+    episodes (`cwm.rl.baselines`) and their scores go into `report.md` and the plot.
+    """
     if not run_dirs:
         raise UserError("give at least one run directory")
     runs = [load_run(p) for p in run_dirs]
     rows = aggregate(runs)
     if not rows:
         raise UserError("none of the runs has an evaluation yet (no eval rows in metrics.jsonl)")
+    baselines: dict[tuple[str, str], dict[str, float]] = {}
+    if baseline_episodes > 0:
+        from cwm.rl.baselines import reference_scores
+
+        for env, task in sorted({(r.env, r.task) for r in rows}):
+            baselines[(env, task)] = reference_scores(env, task, baseline_episodes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "report.csv", "md": out / "report.md", "png": out / "curves.png"}
@@ -150,12 +163,13 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path) -> dict[str, P
         writer.writerow(fields)
         for r in rows:
             writer.writerow([getattr(r, k) for k in fields])
-    paths["md"].write_text(_markdown(rows))
-    _plot(runs, rows, paths["png"])
+    paths["md"].write_text(_markdown(rows, baselines, baseline_episodes))
+    _plot(runs, rows, baselines, paths["png"])
     return paths
 
 
-def _markdown(rows: list[Row]) -> str:
+def _markdown(rows: list[Row], baselines: dict[tuple[str, str], dict[str, float]],
+              episodes: int) -> str:
     lines = ["| env | task | agent | step | seeds | mean | IQM | IQM 95% CI |",
              "|---|---|---|---:|---:|---:|---:|---|"]
     last = {}
@@ -168,10 +182,15 @@ def _markdown(rows: list[Row]) -> str:
     for (env, task, agent), r in last.items():
         lines.append(f"- {env}/{task} {agent}: IQM {r.iqm:.3f} [{r.iqm_low:.3f}, {r.iqm_high:.3f}] "
                      f"at step {r.step} over {r.seeds} seeds")
+    if baselines:
+        lines += ["", f"Fixed reference policies (mean of {episodes} episode(s) each):", ""]
+        for (env, task), scores in baselines.items():
+            lines.append(f"- {env}/{task}: " + ", ".join(f"{p} {v:.3f}" for p, v in scores.items()))
     return "\n".join(lines) + "\n"
 
 
-def _plot(runs: list[RunCurve], rows: list[Row], path: Path) -> None:
+def _plot(runs: list[RunCurve], rows: list[Row],
+          baselines: dict[tuple[str, str], dict[str, float]], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -186,8 +205,10 @@ def _plot(runs: list[RunCurve], rows: list[Row], path: Path) -> None:
             ax.fill_between(steps, [r.iqm_low for r in sel], [r.iqm_high for r in sel], alpha=0.25)
         for method, (steps, mean) in reference_curves(env, task).items():
             ax.plot(steps, mean, "--", linewidth=1, label=f"{method} (published mean)")
+        for (policy, score), style in zip(baselines.get((env, task), {}).items(), (":", "-.")):
+            ax.axhline(score, color="grey", linestyle=style, linewidth=1, label=f"{policy} policy")
         ax.set_title(f"{env} / {task}")
-        ax.set_xlabel("environment steps")
+        ax.set_xlabel("environment frames (agent steps x action repeat)")
         ax.set_ylabel("success rate" if METRICS[env] == "eval_success" else "return")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)

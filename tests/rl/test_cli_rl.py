@@ -45,13 +45,19 @@ def test_checkpoint_of_the_wrong_kind_is_one_line(tmp_path):
 def test_report_of_a_run(tmp_path):
     run = tmp_path / "run"
     run_rl("--env", "dmc", "--out", str(run), "--steps", "300", *TINY)
-    out = subprocess.run(rl_cmd("report", str(run), "--out", str(tmp_path / "report")), cwd=REPO,
+    out = subprocess.run(rl_cmd("report", str(run), "--out", str(tmp_path / "report"),
+                                "--baselines", "1"), cwd=REPO,
                          env=ENV, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "report" / "curves.png").stat().st_size > 0
     table = (tmp_path / "report" / "report.md").read_text()
     assert "| dmc | cartpole-balance | contextwm | 300 | 1 |" in table
+    assert "- dmc/cartpole-balance: random " in table
     assert "not a cwm-rl run" in fails("report", str(tmp_path))
+    bad = subprocess.run(rl_cmd("report", str(run), "--baselines", "-1"), cwd=REPO, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Invalid value for '--baselines'" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_export_minari_then_replay_from_it(tmp_path):

@@ -43,3 +43,18 @@ def test_reference_curves_are_shipped():
 def test_not_a_run_dir(tmp_path):
     with pytest.raises(UserError, match="not a cwm-rl run"):
         write_report([tmp_path], tmp_path / "r")
+
+
+def test_report_measures_reference_policies(tmp_path):
+    """`--baselines`: the random and zero-action scores are measured on the real env and shown.
+    On cartpole-balance doing nothing keeps the pole up far longer than random actions do."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(
+        {"env": "dmc", "task": "cartpole-balance", "agent": "contextwm", "seed": 0}))
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 0, "eval_return": 300.0}) + "\n")
+    paths = write_report([run], tmp_path / "report", baseline_episodes=1)
+    line = next(x for x in paths["md"].read_text().splitlines() if x.startswith("- dmc/cartpole-balance: random"))
+    scores = dict(part.split() for part in line.split(": ", 1)[1].split(", "))
+    assert 100 < float(scores["random"]) < 500
+    assert float(scores["zero"]) > 600

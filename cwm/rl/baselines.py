@@ -1,0 +1,53 @@
+"""Scores of fixed reference policies on a task: the floor a learning curve is read against.
+
+    random   a uniform action in [-1, 1] every step
+    zero     the zero action every step
+
+Both matter: on DMC cartpole-balance doing nothing keeps the pole up for most of an episode
+(~770 of 1,000) while random actions score ~300, so a curve that ends at 450 beats random and
+still learned less than doing nothing. `cwm-rl report --baselines N` measures both on each
+task of the report with N episodes each and draws them as horizontal lines.
+
+The score is the episode return (DMC) or the success rate (Meta-world), the metric that
+`cwm.rl.report` aggregates. Rendering does not change either, so the fast renderer is used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+POLICIES = ("random", "zero")
+
+
+def policy_score(family: str, task: str, policy: str, episodes: int = 3, seed: int = 0) -> float:
+    """Mean score of `policy` over `episodes` episodes (env seeds seed, seed + 1, ...)."""
+    from cwm.rl.envs.registry import make_env
+
+    if policy not in POLICIES:
+        raise ValueError(f"unknown reference policy {policy!r}; valid: {', '.join(POLICIES)}")
+    env = make_env(family, task, seed=seed, render="fast")
+    rng = np.random.default_rng(seed)
+    shape = env.action_space.shape
+    scores = []
+    try:
+        for episode in range(episodes):
+            env.reset(seed=seed + episode)
+            total, success, done = 0.0, False, False
+            while not done:
+                if policy == "random":
+                    action = rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+                else:
+                    action = np.zeros(shape, np.float32)
+                _, reward, terminated, truncated, info = env.step(action)
+                total += float(reward)
+                success = success or bool(info.get("success", False))
+                done = terminated or truncated
+            scores.append(float(success) if family == "metaworld" else total)
+    finally:
+        env.close()
+    return float(np.mean(scores))
+
+
+def reference_scores(family: str, task: str, episodes: int, seed: int = 0) -> dict[str, float]:
+    """{policy: mean score} for every reference policy."""
+    return {p: policy_score(family, task, p, episodes, seed) for p in POLICIES}
