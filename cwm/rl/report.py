@@ -201,8 +201,13 @@ def _plot(runs: list[RunCurve], rows: list[Row],
         for agent in sorted({r.agent for r in rows if (r.env, r.task) == (env, task)}):
             sel = [r for r in rows if (r.env, r.task, r.agent) == (env, task, agent)]
             steps = [r.step for r in sel]
-            ax.plot(steps, [r.iqm for r in sel], label=f"{agent} (IQM)")
+            line, = ax.plot(steps, [r.iqm for r in sel], label=f"{agent} (IQM)")
             ax.fill_between(steps, [r.iqm_low for r in sel], [r.iqm_high for r in sel], alpha=0.25)
+            # Each seed's own curve, thin: an IQM can hide one seed that never left the start.
+            for run in runs:
+                if (run.env, run.task, run.agent) == (env, task, agent):
+                    ax.plot(run.steps, run.values, color=line.get_color(), linewidth=0.6,
+                            alpha=0.45)
         for method, (steps, mean) in reference_curves(env, task).items():
             ax.plot(steps, mean, "--", linewidth=1, label=f"{method} (published mean)")
         for (policy, score), style in zip(baselines.get((env, task), {}).items(), (":", "-.")):
