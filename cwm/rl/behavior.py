@@ -117,9 +117,32 @@ class ActorCritic(nn.Module):
 
     def policy(self, feat: torch.Tensor) -> TruncatedNormal:
         """DreamerV2's `trunc_normal` head: mean tanh-squashed, std in [min_std, 2 + min_std]."""
-        mean, std = self.actor(feat).chunk(2, -1)
+        return self._dist(self.actor(feat))
+
+    def _dist(self, raw: torch.Tensor) -> TruncatedNormal:
+        mean, std = raw.chunk(2, -1)
         std = 2 * torch.sigmoid(std / 2) + self.cfg.actor_min_std
         return TruncatedNormal(torch.tanh(mean), std)
+
+    def saturation_penalty(self, raw: torch.Tensor) -> torch.Tensor:
+        """Mean of (|x| - b)^2 over the raw outputs beyond their bound b (0 when off).
+
+        Why: dynamics backprop through a world model that has not yet learned what actions do
+        pushes the actor the same way at every state; Adam turns that small, consistent gradient
+        into full-size steps, so the pre-tanh mean runs to ~8 and the pre-sigmoid std to ~-20
+        within a few hundred updates (measured in experiments/rl_smoke). There tanh' and
+        sigmoid' are ~1e-6: the policy sits at one action bound with no gradient to leave it,
+        for thousands of updates. The penalty acts only outside the bound, where it is the
+        only gradient left, and pulls the outputs back to where the return's gradient works.
+        The mean's bound b keeps |mean| <= tanh(b); the std's 4b leaves it free down to
+        ~min_std + 2 sigmoid(-2b).
+        """
+        b = self.cfg.actor_raw_bound
+        if b <= 0:
+            return raw.new_zeros(())
+        mean, std = raw.chunk(2, -1)
+        excess = torch.cat([(mean.abs() - b).clamp_min(0), (std.abs() - 4 * b).clamp_min(0)], -1)
+        return excess.square().sum(-1).mean()
 
     def act(self, feat: torch.Tensor, explore: bool) -> torch.Tensor:
         """[N, F] -> action [N, A]: a sample while exploring, the mode when evaluating."""
@@ -155,8 +178,10 @@ class ActorCritic(nn.Module):
             target = lambda_return(reward, value[:-1], discount, value[-1], cfg.lambda_)
             # The weight of step t is the probability of still being alive there: gamma^t.
             weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0)
-            entropy = self.policy(feats[:-1].detach()).entropy()       # [H, N]
+            raw = self.actor(feats[:-1].detach())                       # [H, N, 2A]
+            entropy = self._dist(raw).entropy()                         # [H, N]
             actor_loss = -(weight * (target + cfg.actor_entropy * entropy)).mean()
+            actor_loss = actor_loss + self.saturation_penalty(raw)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
@@ -176,6 +201,7 @@ class ActorCritic(nn.Module):
             "actor_loss": actor_loss.detach(),
             "critic_loss": critic_loss.detach(),
             "actor_entropy": entropy.mean().detach(),
+            "actor_raw_mean_abs": raw.chunk(2, -1)[0].abs().mean().detach(),
             "imag_reward": reward.mean().detach(),
             "imag_return": target.mean().detach(),
             "imag_value": value_pred.mean().detach(),

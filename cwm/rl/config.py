@@ -71,6 +71,11 @@ class BehaviorConfig:
     lambda_: float = 0.95
     actor_min_std: float = 0.1
     actor_entropy: float = 1e-4
+    # Soft bound on the actor head's raw outputs (0 = off, the paper's protocol): a penalty
+    # (|raw| - bound)^2 beyond +-bound for the pre-tanh mean and +-4 * bound for the pre-sigmoid
+    # std, so neither can be pushed deep into saturation, where its gradient vanishes and the
+    # policy stays at an action bound (see cwm.rl.behavior.ActorCritic.saturation_penalty).
+    actor_raw_bound: float = 0.0
     actor_lr: float = 8e-5
     critic_lr: float = 8e-5
     adam_eps: float = 1e-5

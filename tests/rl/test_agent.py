@@ -68,6 +68,44 @@ def test_slow_critic_is_refreshed_every_n_updates():
     assert int(ac.updates) == 6
 
 
+def _saturated_actor(bound: float) -> tuple[ActorCritic, torch.nn.Module]:
+    """An actor whose pre-tanh mean is +8 and pre-sigmoid std -20 at every state, as the early
+    collapse of experiments/rl_smoke leaves it."""
+    cfg = make_rl_config("dmc", preset="tiny")
+    torch.manual_seed(0)
+    rssm = make_agent(cfg, 1, torch.device("cpu")).s_rssm
+    ac = ActorCritic(rssm.feat_dim, 1, BehaviorConfig(layers=1, units=16, horizon=3,
+                                                      actor_raw_bound=bound))
+    last = ac.actor.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([8.0, -20.0]))
+    return ac, rssm
+
+
+@pytest.mark.parametrize("bound", [0.0, 2.0])
+def test_a_saturated_actor_is_pulled_back_only_with_the_raw_bound(bound):
+    ac, rssm = _saturated_actor(bound)
+    start = rssm.initial(8)
+    reward_fn = lambda f: f.sum(-1) * 0.01  # noqa: E731
+    first = ac.train_step(rssm, start, reward_fn, (rssm,))
+    for _ in range(20):
+        last = ac.train_step(rssm, start, reward_fn, (rssm,))
+    moved = float(first["actor_raw_mean_abs"]) - float(last["actor_raw_mean_abs"])
+    if bound == 0:
+        # tanh'(8) ~ 5e-7: no gradient reaches the actor and its mean stays at the bound.
+        assert float(first["actor_grad_norm"]) < 1e-4 and abs(moved) < 1e-4
+    else:
+        assert float(first["actor_grad_norm"]) > 1.0 and moved > 1e-3
+
+
+def test_the_raw_bound_is_silent_inside_it():
+    ac, _ = _saturated_actor(2.0)
+    raw = torch.tensor([[1.9, -7.9], [-2.0, 7.0]])
+    assert float(ac.saturation_penalty(raw)) == 0.0
+    assert float(ac.saturation_penalty(torch.tensor([[3.0, -9.0]]))) == pytest.approx(2.0)
+
+
 def test_truncated_normal_stays_in_bounds_and_backpropagates():
     mean = torch.tensor([[0.95, -0.5, 0.0]], requires_grad=True)
     std = torch.tensor([[0.1, 1.0, 2.0]], requires_grad=True)
