@@ -26,3 +26,29 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Inside, Ctrl-C and SIGTERM wait: the block runs to its end, then KeyboardInterrupt is raised.
+
+    For bookkeeping that must not be cut in half, e.g. an evaluation's row in metrics.jsonl and
+    the counter saying it was done: a stop between the two would make the resumed run evaluate
+    the same step again. Main thread only; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def handler(signum, frame):
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    if caught:
+        raise KeyboardInterrupt

@@ -49,7 +49,7 @@ from cwm.rl.agent import Agent, count_parameters, make_agent
 from cwm.rl.config import RLConfig, format_config
 from cwm.rl.envs.registry import EnvConfig
 from cwm.rl.replay import Replay
-from cwm.signals import sigterm_as_interrupt
+from cwm.signals import interrupts_deferred, sigterm_as_interrupt
 
 CHECKPOINT_KIND = "cwm-rl"
 FORMAT_VERSION = 1
@@ -426,9 +426,12 @@ def _drive(run: Run, progress: bool) -> dict:
                     t = time.perf_counter()
                     last_eval = run.evaluate()
                     window.time["eval"] += time.perf_counter() - t
-                    logger.log(c["env_steps"], last_eval)
+                    # The row and the counter that says it is done go together, or a resume
+                    # would evaluate this step a second time.
+                    with interrupts_deferred():
+                        logger.log(c["env_steps"], last_eval)
+                        c["next_eval"] = (c["env_steps"] // loop.eval_every + 1) * loop.eval_every
                     write_curve(run.run_dir, cfg.env)
-                    c["next_eval"] = (c["env_steps"] // loop.eval_every + 1) * loop.eval_every
 
             maybe_evaluate()
             while c["env_steps"] < loop.steps:

@@ -1,0 +1,34 @@
+"""Stopping cleanly: SIGTERM as Ctrl-C, and bookkeeping that a stop must not cut in half."""
+
+import os
+import signal
+
+import pytest
+
+from cwm.signals import interrupts_deferred, sigterm_as_interrupt
+
+
+def test_sigterm_raises_keyboard_interrupt_inside():
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_deferred_block_runs_to_its_end_then_stops(sig):
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_as_interrupt():
+            with interrupts_deferred():
+                os.kill(os.getpid(), sig)
+                done.append("row")      # a stop here would leave the row without its counter
+                done.append("counter")
+            done.append("after")        # never reached: the stop comes at the block's end
+    assert done == ["row", "counter"]
+    assert {s: signal.getsignal(s) for s in before} == before   # handlers restored
+
+
+def test_a_quiet_deferred_block_raises_nothing():
+    with interrupts_deferred():
+        pass
