@@ -89,6 +89,7 @@ class LoopConfig:
 
     steps: int = 255_000
     prefill: int = 5000
+    prefill_hold: float = 1.0        # mean agent steps a random prefill action is held (1 = fresh each step)
     pretrain_updates: int = 100      # updates right after prefill
     train_every: int = 5             # one update per this many frames (an accumulator of frames)
     batch_size: int = 50
@@ -232,6 +233,8 @@ def validate(cfg: RLConfig) -> None:
                  "ckpt_every", "keep_checkpoints", "replay_capacity", "replay_chunk"):
         if getattr(loop, name) <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(loop, name)}")
+    if loop.prefill_hold < 1:
+        raise UserError(f"prefill_hold must be at least 1, got {loop.prefill_hold}")
     if loop.seq_len < 2:
         raise UserError(f"seq_len must be at least 2, got {loop.seq_len}")
     # Updates start after prefill, so each env's stream must by then hold one whole sequence.

@@ -12,7 +12,8 @@ One call collects experience, trains and evaluates one run directory (or resumes
     <run>/eval/eval-<frames>.gif            the first evaluation episode of every evaluation
     <run>/curve.png           the learning curve so far
 
-Order of a run: `prefill` frames of uniform random actions, then `pretrain_updates` updates, then
+Order of a run: `prefill` frames of uniform random actions (each held for `prefill_hold` agent
+steps on average, `cwm.rl.exploration`), then `pretrain_updates` updates, then
 one update per `train_every` frames through an accumulator of frames (so N parallel envs or an
 action repeat keep the same ratio), evaluation every `eval_every` frames (and at the start and
 the end), a checkpoint every `ckpt_every` frames. Updates run while the env processes render
@@ -48,6 +49,7 @@ from cwm.model.pictures import save_gif
 from cwm.rl.agent import Agent, count_parameters, make_agent
 from cwm.rl.config import RLConfig, format_config
 from cwm.rl.envs.registry import EnvConfig
+from cwm.rl.exploration import PrefillActions
 from cwm.rl.replay import Replay
 from cwm.signals import interrupts_deferred, sigterm_as_interrupt
 
@@ -416,6 +418,7 @@ def _drive(run: Run, progress: bool) -> dict:
     reward = np.zeros(run.n)
     success = np.zeros(run.n, bool)
     prev_action = np.zeros((run.n, run.action_dim), np.float32)
+    prefill_actions = PrefillActions(run.n, run.action_dim, loop.prefill_hold, run.rng)
 
     try:
         with sigterm_as_interrupt():
@@ -446,7 +449,7 @@ def _drive(run: Run, progress: bool) -> dict:
 
                 t0 = time.perf_counter()
                 if c["env_steps"] < loop.prefill:
-                    action = run.rng.uniform(-1, 1, (run.n, run.action_dim)).astype(np.float32)
+                    action = prefill_actions.next()
                 else:
                     image = torch.from_numpy(obs["image"]).to(run.device)
                     first = torch.from_numpy(obs["is_first"]).to(run.device)

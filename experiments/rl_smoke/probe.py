@@ -4,7 +4,7 @@
         --steps 12000 --actor-raw-bound 2 --actor-entropy 1e-2
 
 Same run as `run.sh` (`small` preset, DMC, fast rendering, evaluation every 2,000 frames) with
-`BehaviorConfig.actor_raw_bound` / `actor_entropy` replaced; rerunning resumes like `cwm-rl`.
+`BehaviorConfig.actor_raw_bound` / `actor_entropy` and `LoopConfig.prefill_hold` replaced; rerunning resumes like `cwm-rl`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12000)
     parser.add_argument("--actor-raw-bound", type=float, default=0.0)
     parser.add_argument("--actor-entropy", type=float, default=None)
+    parser.add_argument("--prefill-hold", type=float, default=1.0)
     args = parser.parse_args()
     cfg = make_rl_config("dmc", args.task, "small", seed=args.seed, render="fast",
-                         steps=args.steps, eval_every=2000)
+                         steps=args.steps, eval_every=2000, prefill_hold=args.prefill_hold)
     behavior = dataclasses.replace(cfg.behavior, actor_raw_bound=args.actor_raw_bound)
     if args.actor_entropy is not None:
         behavior = dataclasses.replace(behavior, actor_entropy=args.actor_entropy)
