@@ -32,6 +32,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def interrupts_deferred() -> Iterator[None]:
     """Inside, Ctrl-C and SIGTERM wait: the block runs to its end, then KeyboardInterrupt is raised.
 
+    Applies to each of the two whose handler raises KeyboardInterrupt at entry (Python's Ctrl-C
+    handler, `sigterm_as_interrupt`).
+
     For bookkeeping that must not be cut in half, e.g. an evaluation's row in metrics.jsonl and
     the counter saying it was done: a stop between the two would make the resumed run evaluate
     the same step again. Main thread only; elsewhere this does nothing.
@@ -44,7 +47,10 @@ def interrupts_deferred() -> Iterator[None]:
     def handler(signum, frame):
         caught.append(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Only signals that would raise here now (a Python handler); an ignored SIGINT (a background
+    # job) or a default SIGTERM keeps its meaning.
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+                if callable(signal.getsignal(sig))}
     try:
         yield
     finally:

@@ -32,3 +32,14 @@ def test_a_deferred_block_runs_to_its_end_then_stops(sig):
 def test_a_quiet_deferred_block_raises_nothing():
     with interrupts_deferred():
         pass
+
+
+def test_an_ignored_sigint_stays_ignored():
+    """A background job ignores Ctrl-C; a deferred block must not turn it into a stop."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

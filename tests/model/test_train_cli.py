@@ -22,9 +22,15 @@ def _cmd(spec, run, *extra):
             "--preset", "tiny", "--no-progress", *extra]
 
 
+def _default_sigint():
+    # A test run launched as a background job inherits an ignored SIGINT, and Python keeps an
+    # ignored SIGINT ignored: give the child the default back so Ctrl-C reaches it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args):
     return subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint)
 
 
 def _wait_for_checkpoint(proc, run, min_step, timeout=120):
