@@ -14,8 +14,16 @@ def test_sigterm_raises_keyboard_interrupt_inside():
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raising KeyboardInterrupt, as in a foreground run (a background job ignores it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_deferred_block_runs_to_its_end_then_stops(sig):
+def test_a_deferred_block_runs_to_its_end_then_stops(sig, ctrl_c_raises):
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     done = []
     with pytest.raises(KeyboardInterrupt):
