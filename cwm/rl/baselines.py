@@ -19,35 +19,33 @@ import numpy as np
 POLICIES = ("random", "zero")
 
 
-def policy_score(family: str, task: str, policy: str, episodes: int = 3, seed: int = 0) -> float:
-    """Mean score of `policy` over `episodes` episodes (env seeds seed, seed + 1, ...)."""
+def reference_scores(family: str, task: str, episodes: int, seed: int = 0) -> dict[str, float]:
+    """{policy: mean score over `episodes` episodes} for every reference policy, on one env
+    (episode k of each policy starts from env seed seed + k)."""
     from cwm.rl.envs.registry import make_env
 
-    if policy not in POLICIES:
-        raise ValueError(f"unknown reference policy {policy!r}; valid: {', '.join(POLICIES)}")
     env = make_env(family, task, seed=seed, render="fast")
+    try:
+        return {p: _mean_score(env, family, p, episodes, seed) for p in POLICIES}
+    finally:
+        env.close()
+
+
+def _mean_score(env, family: str, policy: str, episodes: int, seed: int) -> float:
     rng = np.random.default_rng(seed)
     shape = env.action_space.shape
     scores = []
-    try:
-        for episode in range(episodes):
-            env.reset(seed=seed + episode)
-            total, success, done = 0.0, False, False
-            while not done:
-                if policy == "random":
-                    action = rng.uniform(-1.0, 1.0, shape).astype(np.float32)
-                else:
-                    action = np.zeros(shape, np.float32)
-                _, reward, terminated, truncated, info = env.step(action)
-                total += float(reward)
-                success = success or bool(info.get("success", False))
-                done = terminated or truncated
-            scores.append(float(success) if family == "metaworld" else total)
-    finally:
-        env.close()
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        total, success, done = 0.0, False, False
+        while not done:
+            if policy == "random":
+                action = rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+            else:
+                action = np.zeros(shape, np.float32)
+            _, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            success = success or bool(info.get("success", False))
+            done = terminated or truncated
+        scores.append(float(success) if family == "metaworld" else total)
     return float(np.mean(scores))
-
-
-def reference_scores(family: str, task: str, episodes: int, seed: int = 0) -> dict[str, float]:
-    """{policy: mean score} for every reference policy."""
-    return {p: policy_score(family, task, p, episodes, seed) for p in POLICIES}
