@@ -3,6 +3,7 @@
     cwm-rl --env metaworld|dmc|dmcr [--task NAME] --out RUN_DIR [--preset metaworld|dmc|small|tiny]
            [--steps N] [--pretrained CKPT] [--seed S] [--agent contextwm|plain|dreamerv2]
            [--render fast|default] [--envs N] [--device auto] [--replay-from MINARI_ID]
+           [--set SECTION.KEY=VALUE ...]
     cwm-rl report RUN... [--out DIR]
     cwm-rl export-minari RUN [--id NAMESPACE/NAME-v0] [--datasets-path DIR]
 
@@ -48,17 +49,21 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
 @click.option("--eval-episodes", type=int, default=None, help="Episodes per evaluation.")
 @click.option("--ckpt-every", type=int, default=None, help="Frames between checkpoints.")
 @click.option("--log-every", type=int, default=None, help="Frames between metric rows.")
+@click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Replace one setting of the run's config, named as the run prints it "
+              "(sections learn, behavior, loop), e.g. --set behavior.actor_raw_bound=2; repeatable.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def cli(ctx, env, task, out, preset, steps, pretrained, seed, agent, render, envs, device,
-        replay_from, prefill, eval_every, eval_episodes, ckpt_every, log_every, no_progress):
+        replay_from, prefill, eval_every, eval_episodes, ckpt_every, log_every, settings,
+        no_progress):
     """Fine-tune a world model with Dreamer-style RL on a pixel control task."""
     if ctx.invoked_subcommand is not None:
         return
     if env is None:
         raise UserError("--env is required (metaworld, dmc or dmcr)")
     from cwm.rl.agent import pretrained_model_config
-    from cwm.rl.config import make_rl_config
+    from cwm.rl.config import apply_settings, make_rl_config
     from cwm.rl.envs.registry import FAMILIES, canonical_task
     from cwm.rl.loop import train
 
@@ -75,6 +80,7 @@ def cli(ctx, env, task, out, preset, steps, pretrained, seed, agent, render, env
                          pretrained=pretrained, steps=steps, prefill=prefill,
                          eval_every=eval_every, eval_episodes=eval_episodes,
                          ckpt_every=ckpt_every, log_every=log_every)
+    cfg = apply_settings(cfg, settings)
     train(cfg, out or f"runs/rl-{env}-{task}-{agent}-s{seed}", device=device,
           progress=not no_progress, replay_from=replay_from, echo=click.echo)
 

@@ -235,6 +235,13 @@ def validate(cfg: RLConfig) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(loop, name)}")
     if loop.prefill_hold < 1:
         raise UserError(f"prefill_hold must be at least 1, got {loop.prefill_hold}")
+    behavior, learn = cfg.behavior, cfg.learn
+    if behavior.horizon < 1 or not 0 < behavior.discount <= 1 or not 0 <= behavior.lambda_ <= 1:
+        raise UserError("behavior needs horizon >= 1, 0 < discount <= 1 and 0 <= lambda_ <= 1")
+    if behavior.actor_min_std <= 0 or behavior.actor_raw_bound < 0:
+        raise UserError("behavior.actor_min_std must be positive and actor_raw_bound non-negative")
+    if learn.free_nats < 0 or learn.intrinsic_scale < 0:
+        raise UserError("learn.free_nats and learn.intrinsic_scale must be non-negative")
     if loop.seq_len < 2:
         raise UserError(f"seq_len must be at least 2, got {loop.seq_len}")
     # Updates start after prefill, so each env's stream must by then hold one whole sequence.
@@ -242,6 +249,48 @@ def validate(cfg: RLConfig) -> None:
     if per_env < loop.seq_len:
         raise UserError(f"prefill {loop.prefill} frames over {cfg.envs} env(s) gives {per_env} steps "
                         f"per env, fewer than one sequence of {loop.seq_len}: raise --prefill")
+
+
+# The config sections `--set` reaches; the model's shape follows the preset or the checkpoint.
+SETTABLE = {"learn": LearnConfig, "behavior": BehaviorConfig, "loop": LoopConfig}
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def _parse_value(key: str, text: str, current):
+    """`text` as the type of the setting's current value (UserError if it does not parse)."""
+    kind = type(current)
+    try:
+        if kind is bool:
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError
+            return text.lower() in _TRUE
+        return kind(text)
+    except ValueError:
+        raise UserError(f"--set {key}={text}: expected {kind.__name__}") from None
+
+
+def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLConfig:
+    """`section.key=value` overrides, named as `format_config` prints them -> a validated config.
+
+    Sections: learn, behavior, loop. Each value takes the type of the setting it replaces.
+    """
+    sections = {name: getattr(cfg, name) for name in SETTABLE}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        section, dot, field = key.strip().partition(".")
+        if not sep or not dot:
+            raise UserError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. loop.prefill=5000")
+        if section not in SETTABLE:
+            raise UserError(f"--set {key}: unknown section {section!r}; one of {', '.join(SETTABLE)}")
+        fields = {f.name for f in dataclasses.fields(SETTABLE[section])}
+        if field not in fields:
+            raise UserError(f"--set {key}: {section} has no setting {field!r}; valid: "
+                            f"{', '.join(sorted(fields))}")
+        value = _parse_value(key.strip(), text.strip(), getattr(sections[section], field))
+        sections[section] = dataclasses.replace(sections[section], **{field: value})
+    cfg = dataclasses.replace(cfg, **sections)
+    validate(cfg)
+    return cfg
 
 
 def format_config(cfg: RLConfig) -> str:

@@ -34,7 +34,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -126,6 +126,10 @@ def load_rl_checkpoint(path: Path) -> dict:
     return ckpt
 
 
+# Budget and cadence: the loop settings a resumed run may change.
+_RESUME_FREE = ("steps", "eval_every", "eval_episodes", "log_every", "ckpt_every")
+
+
 def resume_config(cfg: RLConfig, saved: RLConfig, where: Path) -> RLConfig:
     """The saved run's config, with this invocation's budget and cadence; a different run -> error."""
     for name in ("env", "task", "agent", "preset", "seed", "render", "action_repeat"):
@@ -133,9 +137,17 @@ def resume_config(cfg: RLConfig, saved: RLConfig, where: Path) -> RLConfig:
             raise UserError(f"{where} holds a run with {name} {getattr(saved, name)!r}, not "
                             f"{getattr(cfg, name)!r}: rerun with the same settings to resume it, "
                             f"or choose another --out")
-    loop = replace(saved.loop, steps=cfg.loop.steps, eval_every=cfg.loop.eval_every,
-                   eval_episodes=cfg.loop.eval_episodes, log_every=cfg.loop.log_every,
-                   ckpt_every=cfg.loop.ckpt_every)
+    loop = replace(saved.loop, **{k: getattr(cfg.loop, k) for k in _RESUME_FREE})
+    # Every other setting must match: a resumed run that kept other settings than the ones
+    # asked for (a different --set, say) would mislabel what it measures.
+    for section, mine, theirs in (("learn", cfg.learn, saved.learn),
+                                  ("behavior", cfg.behavior, saved.behavior),
+                                  ("loop", cfg.loop, loop)):
+        for f in fields(mine):
+            if getattr(mine, f.name) != getattr(theirs, f.name):
+                raise UserError(f"{where} holds a run with {section}.{f.name} = "
+                                f"{getattr(theirs, f.name)}, not {getattr(mine, f.name)}: rerun "
+                                f"with the same settings to resume it, or choose another --out")
     return replace(saved, loop=loop, envs=cfg.envs)
 
 

@@ -23,6 +23,7 @@ def fails(*args) -> str:
     (("--env", "metaworld", "--task", "juggle"), "unknown metaworld task 'juggle'"),
     (("--env", "dmc", "--task", "walker-fly"), "unknown dmc task 'walker-fly'"),
     (("--env", "dmc", "--preset", "metaworld"), "use --preset dmc"),
+    (("--env", "dmc", "--set", "behavior.actor_bound=2"), "behavior has no setting 'actor_bound'"),
 ])
 def test_bad_env_task_or_preset_is_one_line(tmp_path, args, message):
     assert message in fails(*args, "--out", str(tmp_path / "run"))

@@ -55,13 +55,19 @@ def check_run(run: Path, env: str, task: str, steps: int) -> list[dict]:
 
 def test_tiny_run_dmc(tmp_path):
     run = tmp_path / "dmc"
-    out = summary(run_rl("--env", "dmc", "--out", str(run), *TINY))
+    setting = ("--set", "behavior.actor_raw_bound=2")
+    out = summary(run_rl("--env", "dmc", "--out", str(run), *setting, *TINY))
     # prefill 200 frames, then 2 pre-train updates and one per 50 frames up to 400.
     assert out["env_steps"] == 400 and out["updates"] == 2 + 200 // 50
     check_run(run, "dmc", "cartpole-balance", 400)
-    # Rerunning a finished run resumes it and has nothing to do.
-    again = run_rl("--env", "dmc", "--out", str(run), *TINY)
+    assert json.loads((run / "config.json").read_text())["behavior"]["actor_raw_bound"] == 2.0
+    # Rerunning a finished run resumes it and has nothing to do; without its --set it is refused.
+    again = run_rl("--env", "dmc", "--out", str(run), *setting, *TINY)
     assert "nothing to do" in again
+    other = subprocess.run(rl_cmd("--env", "dmc", "--out", str(run), *TINY), cwd=REPO, env=ENV,
+                           capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2 and "behavior.actor_raw_bound = 2.0, not 0.0" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
 
 
 def test_tiny_run_metaworld(tmp_path):
