@@ -242,6 +242,9 @@ def validate(cfg: RLConfig) -> None:
         raise UserError("behavior.actor_min_std must be positive and actor_raw_bound non-negative")
     if learn.free_nats < 0 or learn.intrinsic_scale < 0:
         raise UserError("learn.free_nats and learn.intrinsic_scale must be non-negative")
+    if cfg.agent == "dreamerv2" and (learn.intrinsic_scale > 0 or learn.s_posterior_embed):
+        raise UserError("the dreamerv2 agent has no video latent z: learn.intrinsic_scale must be 0 "
+                        "and learn.s_posterior_embed false")
     if loop.seq_len < 2:
         raise UserError(f"seq_len must be at least 2, got {loop.seq_len}")
     # Updates start after prefill, so each env's stream must by then hold one whole sequence.

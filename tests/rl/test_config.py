@@ -38,6 +38,12 @@ def test_bad_settings_are_user_errors(item, message):
         apply_settings(make_rl_config("dmc", preset="small"), [item])
 
 
+def test_settings_a_dreamerv2_agent_cannot_use_are_refused():
+    cfg = make_rl_config("dmc", preset="small", agent="dreamerv2")
+    with pytest.raises(UserError, match="no video latent z"):
+        apply_settings(cfg, ["learn.intrinsic_scale=0.1"])
+
+
 def test_resume_may_change_budget_and_cadence_only():
     saved = apply_settings(make_rl_config("dmc", preset="small"), ["behavior.actor_raw_bound=2"])
     asked = apply_settings(make_rl_config("dmc", preset="small", steps=50_000, eval_every=5000),
