@@ -280,7 +280,8 @@ def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLCo
     sections = {name: getattr(cfg, name) for name in SETTABLE}
     for item in settings:
         key, sep, text = item.partition("=")
-        section, dot, field = key.strip().partition(".")
+        key = key.strip()
+        section, dot, field = key.partition(".")
         if not sep or not dot:
             raise UserError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. loop.prefill=5000")
         if section not in SETTABLE:
@@ -289,7 +290,7 @@ def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLCo
         if field not in fields:
             raise UserError(f"--set {key}: {section} has no setting {field!r}; valid: "
                             f"{', '.join(sorted(fields))}")
-        value = _parse_value(key.strip(), text.strip(), getattr(sections[section], field))
+        value = _parse_value(key, text.strip(), getattr(sections[section], field))
         sections[section] = dataclasses.replace(sections[section], **{field: value})
     cfg = dataclasses.replace(cfg, **sections)
     validate(cfg)

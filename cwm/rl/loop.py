@@ -131,23 +131,23 @@ _RESUME_FREE = ("steps", "eval_every", "eval_episodes", "log_every", "ckpt_every
 
 
 def resume_config(cfg: RLConfig, saved: RLConfig, where: Path) -> RLConfig:
-    """The saved run's config, with this invocation's budget and cadence; a different run -> error."""
-    for name in ("env", "task", "agent", "preset", "seed", "render", "action_repeat"):
-        if getattr(cfg, name) != getattr(saved, name):
-            raise UserError(f"{where} holds a run with {name} {getattr(saved, name)!r}, not "
-                            f"{getattr(cfg, name)!r}: rerun with the same settings to resume it, "
-                            f"or choose another --out")
+    """The saved run's config, with this invocation's budget and cadence; a different run -> error.
+
+    Every other setting must match: a resumed run that kept other settings than the ones asked
+    for (another --task or --set, say) would mislabel what it measures.
+    """
     loop = replace(saved.loop, **{k: getattr(cfg.loop, k) for k in _RESUME_FREE})
-    # Every other setting must match: a resumed run that kept other settings than the ones
-    # asked for (a different --set, say) would mislabel what it measures.
+    pairs = [(name, getattr(cfg, name), getattr(saved, name))
+             for name in ("env", "task", "agent", "preset", "seed", "render", "action_repeat")]
     for section, mine, theirs in (("learn", cfg.learn, saved.learn),
                                   ("behavior", cfg.behavior, saved.behavior),
                                   ("loop", cfg.loop, loop)):
-        for f in fields(mine):
-            if getattr(mine, f.name) != getattr(theirs, f.name):
-                raise UserError(f"{where} holds a run with {section}.{f.name} = "
-                                f"{getattr(theirs, f.name)}, not {getattr(mine, f.name)}: rerun "
-                                f"with the same settings to resume it, or choose another --out")
+        pairs += [(f"{section}.{f.name}", getattr(mine, f.name), getattr(theirs, f.name))
+                  for f in fields(mine)]
+    for name, asked, held in pairs:
+        if asked != held:
+            raise UserError(f"{where} holds a run with {name} = {held!r}, not {asked!r}: rerun "
+                            f"with the same settings to resume it, or choose another --out")
     return replace(saved, loop=loop, envs=cfg.envs)
 
 
