@@ -277,6 +277,8 @@ def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLCo
 
     Sections: learn, behavior, loop. Each value takes the type of the setting it replaces.
     """
+    if not settings:
+        return cfg  # make_rl_config has validated it already
     sections = {name: getattr(cfg, name) for name in SETTABLE}
     for item in settings:
         key, sep, text = item.partition("=")
