@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# CPU learning check of cwm-rl: ContextWM from scratch, `small` preset, a DMC cartpole task with
-# fast rendering, three seeds side by side, then the seed report (mean, IQM, bootstrap CI) into
-# experiments/rl_smoke/TASK/.
+# CPU learning check of cwm-rl: ContextWM from scratch, `small` preset, a DMC task (cartpole-swingup,
+# cartpole-balance, walker-stand, ...) with fast rendering, three seeds side by side, then the
+# seed report (mean, IQM, bootstrap CI) into experiments/rl_smoke/TASK/.
 # Usage: bash experiments/rl_smoke/run.sh [RUNS_DIR] [FRAMES] [TASK] [cwm-rl options...]
 #        (repository root, venv active; options such as --set behavior.actor_raw_bound=2 go to
 #        every seed's run). Rerunning with a larger FRAMES resumes each run and goes on.
