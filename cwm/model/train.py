@@ -106,7 +106,12 @@ def train(cfg: RunConfig, shards: str, run_dir: str | Path, *, device: str = "au
     resolve_spec(shards)  # a bad or empty spec fails here, before anything is written
     rt = setup_runtime(device)
     try:
-        return _train(cfg, shards, Path(run_dir), rt, compile, progress, echo, make_clip_loader)
+        summary = _train(cfg, shards, Path(run_dir), rt, compile, progress, echo, make_clip_loader)
+        # Every rank finishes before any tears the group down: a gloo rank whose peer destroys
+        # the group while its own last collective is still in flight can abort at exit.
+        # (Not in `finally`: after one rank's error the others would wait here forever.)
+        rt.barrier()
+        return summary
     finally:
         teardown_runtime(rt)
 
