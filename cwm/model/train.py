@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from cwm.atomic import write_json
 from cwm.errors import UserError
+from cwm.model.batchnorm import sync_batchnorm
 from cwm.model.checkpoint import (check_compatible, checkpoint_path, latest_checkpoint,
                                   load_checkpoint, prune_checkpoints, save_checkpoint,
                                   set_rng_state)
@@ -131,6 +132,10 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
 
     torch.manual_seed(cfg.seed)
     model = WorldModel(cfg.model).to(rt.device)
+    if rt.distributed:  # whole-batch BatchNorm statistics, as on upstream's single GPU
+        _, bn_message = sync_batchnorm(model, rt.device)
+        if rt.is_main:
+            echo(bn_message)
     optimizer = make_optimizer(model, cfg)
     start_step, clips_seen = 0, 0
     if ckpt is not None:
