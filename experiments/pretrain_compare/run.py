@@ -184,6 +184,30 @@ def plot(agg: dict, steps: int, seeds: int) -> None:
     fig.savefig(HERE / "open_loop_error.png", dpi=110)
 
 
+def table(results: dict) -> str:
+    """Markdown table of the imagined-frame means with their 95% intervals (for the README)."""
+    agg = results["summary"]
+    fmt = {"mse": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.3f}"}
+    lines = ["| model | " + " | ".join(f"{k.upper()} imagined (95% CI)" for k in METRICS) + " |",
+             "|---|" + "---:|" * len(METRICS)]
+    for kind in KINDS:
+        cells = []
+        for k in METRICS:
+            r = agg[kind][k]
+            lo, hi = r["imagined_interval"]
+            cells.append(f"{fmt[k].format(r['imagined_mean'])} [{fmt[k].format(lo)}, "
+                         f"{fmt[k].format(hi)}]")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    cells = []
+    for k in METRICS:
+        d = agg["contextwm_minus_plain"][k]
+        lo, hi = d["imagined_interval"]
+        cells.append(f"{fmt[k].format(d['imagined'])} [{fmt[k].format(lo)}, {fmt[k].format(hi)}]"
+                     f" ({d['horizon_steps_excluding_zero']}/{len(d['horizon'])} steps exclude 0)")
+    lines.append("| contextwm - plain | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="ContextWM vs plain WM pre-training comparison")
     ap.add_argument("--steps", type=int, default=200)
@@ -194,7 +218,12 @@ def main() -> None:
                     help="draws of context frame and latents per held-out clip")
     ap.add_argument("--no-write", action="store_true",
                     help="do not write results beside this file (timing trials)")
+    ap.add_argument("--table", action="store_true",
+                    help="print the README table of the committed results.json and exit")
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads((HERE / "results.json").read_text())))
+        return
 
     from cwm.model.config import make_config
     from cwm.model.train import train
@@ -237,6 +266,7 @@ def main() -> None:
     for kind in KINDS:
         pictures(work / "runs" / f"{kind}-seed{args.seeds[0]}", frames, args.clips)
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(table(results))
 
 
 if __name__ == "__main__":
