@@ -142,3 +142,7 @@ cli.add_command(verify_cmd)
 
 def main():
     run_cli(cli)
+
+
+if __name__ == "__main__":
+    main()
