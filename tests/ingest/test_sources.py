@@ -76,13 +76,14 @@ def test_ytb_driving_runs_split_at_gaps_and_ingested(tmp_path):
                        scheduler="inline", progress=False)
     summary = ingest(cfg, log=lambda _: None)
     assert summary.ok and summary.totals["ok"] == 2
-    # Kept frames (n - 4) / 2: 18 -> one segment of 10 (tail of 8 < 10 dropped); 13 -> one.
+    # Kept frames (n - 4) / 2: 18 -> one segment of 18 (the tail of 8 < 10 joins it); 13 -> one.
     assert summary.totals["samples"] == 2
     # Still numbering is carried into the sample metadata.
     import webdataset as wds
     metas = [json.loads(s["meta.json"]) for s in
              wds.WebDataset(str(tmp_path / "out" / "ytb_driving-000000.tar"), shardshuffle=False)]
     assert metas[0]["first_frame_number"] == 4 and metas[-1]["first_frame_number"] == 504
+    assert [m["num_frames"] for m in metas] == [18, 13]
 
 
 def test_folder_walks_any_tree(tmp_path, media):
