@@ -14,7 +14,8 @@ from cwm.shards.format import STORAGES
 
 
 def _common_options(every: int = 1, skip_start: int = 0, shard_size: int = 100,
-                    src_help: str = "Dataset root. Default: $CWM_DATA/<dataset>."):
+                    src_help: str = "Dataset root. Default: $CWM_DATA/<dataset>.",
+                    aspect: str = "center-crop"):
     """The options every dataset subcommand shares; defaults differ per dataset."""
     options = [
         click.option("--src", type=click.Path(file_okay=False), default=None, help=src_help),
@@ -38,7 +39,7 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_size: int = 100,
                      help="Resample to this frame rate by timestamps (overrides --every)."),
         click.option("--skip-start", type=int, default=skip_start, show_default=True,
                      help="Source frames dropped at the start of each video."),
-        click.option("--aspect", type=click.Choice(ASPECTS), default="center-crop",
+        click.option("--aspect", type=click.Choice(ASPECTS), default=aspect,
                      show_default=True, help="How non-square frames become 64x64."),
         click.option("--interpolation", type=click.Choice(INTERPOLATIONS), default="area",
                      show_default=True, help="swscale resize algorithm."),
@@ -88,11 +89,16 @@ def cli():
 
 
 @cli.command("ssv2", short_help="Something-Something v2 (.webm + label json).")
-@click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True,
-              help="Annotation split to ingest; 'all' takes every .webm present.")
-@_common_options()
+@click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True,
+              help="Annotation split to ingest (upstream trained on train: 168,913 videos); "
+                   "'all' takes every .webm present.")
+@_common_options(aspect="squash")
 def ssv2_command(split, **kw):
-    """Something-Something v2: <src>/20bn-something-something-v2/<id>.webm + label json."""
+    """Something-Something v2: <src>/20bn-something-something-v2/<id>.webm + label json.
+
+    Defaults are upstream's: the train split, squashed to 64x64 (a 427x240 clip keeps its whole
+    width; --aspect center-crop would drop ~44% of it).
+    """
     _run("ssv2", {"split": split}, kw)
 
 
