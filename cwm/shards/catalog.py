@@ -23,7 +23,6 @@ workers); forked workers share the parent's.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from bisect import bisect_right
@@ -31,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cwm.shards.format import FRAME_SIZE, decode_frames
+from cwm.shards.format import FRAME_SIZE, decode_frames, decode_meta
 from cwm.shards.frames import npy_view
-from cwm.shards.tarstream import _COMPRESSED, ReadStats, iter_samples, warn
+from cwm.shards.tarstream import _COMPRESSED, ReadStats, iter_samples
 
 _KEY = re.compile(r"^(.*)_(\d+)$")
 
@@ -41,6 +40,7 @@ _KEY = re.compile(r"^(.*)_(\d+)$")
 @dataclass
 class Segment:
     key: str
+    url: str
     meta: bytes
     length: int
     frames: np.ndarray | None = None   # uint8 [length, 64, 64, 3] view (npy storage)
@@ -160,10 +160,10 @@ def _runs(parts):
 
 def _segment(sample: dict, stats: ReadStats):
     """(video id, segment number, first source frame, Segment) of a raw sample, or None (counted)."""
-    key = sample["__key__"]
+    key, url = sample["__key__"], str(sample.get("__url__"))
     try:
         meta_bytes = bytes(sample.get("meta.json", b"{}"))
-        meta = json.loads(meta_bytes)
+        meta = decode_meta({"meta.json": meta_bytes})
         if not isinstance(meta, dict):
             raise ValueError("meta.json is not an object")
         match = _KEY.match(key)
@@ -175,18 +175,18 @@ def _segment(sample: dict, stats: ReadStats):
             frames = npy_view(sample["frames.npy"])
             if frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3):
                 raise ValueError(f"frames are {frames.shape}, want [T, {FRAME_SIZE}, {FRAME_SIZE}, 3]")
-            segment = Segment(key=key, meta=meta_bytes, length=frames.shape[0], frames=frames)
+            segment = Segment(key=key, url=url, meta=meta_bytes, length=frames.shape[0],
+                              frames=frames)
         elif "frames.mp4" in sample:
             encoded = {"__key__": key, "frames.mp4": bytes(sample["frames.mp4"])}
             length = meta.get("num_frames")
             if not isinstance(length, int) or length < 1:
                 length = decode_frames(encoded).shape[0]
-            segment = Segment(key=key, meta=meta_bytes, length=length, encoded=encoded)
+            segment = Segment(key=key, url=url, meta=meta_bytes, length=length, encoded=encoded)
         else:
             raise ValueError("no frames.npy or frames.mp4")
     except Exception as e:  # noqa: BLE001 -- a sample is data: anything it raises means "bad sample"
-        stats.bad_samples += 1
-        warn(f"{sample.get('__url__')}: skipped sample {key!r}: {e} ({stats.bad_samples} so far)")
+        stats.problem(url, "bad_samples", f"skipped sample {key!r}: {e}")
         return None
     # A repeated first frame (the same shard listed twice) must not chain with itself.
     return video_id, number, first_frame if first_frame >= 0 else number, segment

@@ -23,7 +23,7 @@ from typing import Iterator
 from cwm.errors import UserError
 from cwm.shards.catalog import Catalog
 from cwm.shards.sampling import Clip
-from cwm.shards.tarstream import ReadStats, warn
+from cwm.shards.tarstream import ReadStats
 
 SAMPLE_BY = ("video", "segment")
 
@@ -55,9 +55,9 @@ def draw_clips(catalog: Catalog, seq_len: int, rng: random.Random, sample_by: st
         try:
             first, local, pieces = video.window(start, seq_len)
         except Exception as e:  # noqa: BLE001 -- an mp4 segment that does not decode
-            stats.bad_samples += 1
             failures += 1
-            warn(f"skipped a window of {video.segments[0].key!r}: {e} ({stats.bad_samples} so far)")
+            stats.problem(video.segments[0].url, "bad_samples",
+                          f"skipped a window of {video.segments[0].key!r}: {e}")
             if failures > 100 * len(videos) + 100:
                 raise UserError(f"no usable clip in {label or 'the shards'!r}: windows keep failing "
                                 f"to decode (see warnings)") from None
