@@ -9,6 +9,7 @@ from cwm.cli.shards import inspect_cmd, verify_cmd
 from cwm.ingest.config import ASPECTS, INTERPOLATIONS, FrameOptions, IngestConfig
 from cwm.ingest.distribute import INLINE
 from cwm.ingest.run import ingest
+from cwm.ingest.sources.human36m import PERSON_CROP
 from cwm.ingest.sources.ssv2 import SPLITS
 from cwm.shards.format import STORAGES
 
@@ -103,10 +104,14 @@ def ssv2_command(split, **kw):
 
 
 @cli.command("human36m", short_help="Human3.6M (per subject/action/camera .mp4).")
+@click.option("--person-crop", type=click.Choice(PERSON_CROP), default="auto", show_default=True,
+              help="Crop each frame to the square around the person's 2D joints (box + 200 px, "
+                   "at most 1000 px; upstream's): 'auto' when <split>.h5 + <split>_images.txt "
+                   "pose files are in --src (or its annot/), 'on' requires them.")
 @_common_options(every=5)
-def human36m_command(**kw):
+def human36m_command(person_crop, **kw):
     """Human3.6M: <src>/S*/Videos/<Action>[ <n>].<camera>.mp4 (50 Hz; every 5th frame kept)."""
-    _run("human36m", {}, kw)
+    _run("human36m", {"person_crop": person_crop}, kw)
 
 
 @cli.command("ytb-driving", short_help="YouTube driving (JPEG frame folders).")
