@@ -37,7 +37,7 @@ from cwm.shards.tarstream import _COMPRESSED, ReadStats, iter_samples
 _KEY = re.compile(r"^(.*)_(\d+)$")
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     key: str
     url: str
@@ -56,7 +56,7 @@ class Segment:
         return frames
 
 
-@dataclass
+@dataclass(slots=True)
 class Video:
     """The chain of one video's consecutive segments; frame f is in segments[bisect(offsets, f) - 1]."""
 

@@ -14,6 +14,7 @@ import pytest
 import webdataset as wds
 
 from cwm.errors import UserError
+from cwm.model.config import TrainConfig
 from cwm.shards.catalog import Catalog
 from cwm.shards.format import make_sample
 from cwm.shards.loader import make_clip_loader
@@ -52,11 +53,13 @@ def write_videos(directory: Path, lengths: dict[int, list[int]], per_shard: int,
 def test_batches_are_as_varied_as_iid_draws_on_sorted_shards(tmp_path):
     # 20 sources x 100 segments, sorted, 100 segments per shard: each shard is one source.
     spec = write_videos(tmp_path, {v: [2] * 100 for v in range(20)}, per_shard=100)
+    t = TrainConfig()   # the trainer's loader settings: 16 clips, 2 workers, buffer 500
+    assert (t.batch_size, t.num_workers, t.shuffle_buffer) == (16, 2, 500)
     expected = 20 * (1 - (19 / 20) ** 16)
     for sample_by in ("video", "segment"):
-        # the trainer's loader settings (TrainConfig defaults): 16 clips, 2 workers, buffer 500
-        loader = make_clip_loader(spec, batch_size=16, seq_len=2, num_workers=2, seed=0,
-                                  shuffle_buffer=500, clips_per_epoch=16 * 60,
+        loader = make_clip_loader(spec, batch_size=t.batch_size, seq_len=2,
+                                  num_workers=t.num_workers, seed=0,
+                                  shuffle_buffer=t.shuffle_buffer, clips_per_epoch=16 * 60,
                                   sample_by=sample_by)
         distinct = [len(set(batch["frames"][:, 0, 0, 0, 1].tolist())) for batch in loader]
         assert len(distinct) == 60
