@@ -12,8 +12,9 @@ medians, alternating between methods so a noisy neighbour hurts them alike.
                         and the catalog build included (indexed draws: the default on local tars;
                         the keys make each shard one 5,000-frame video, so about half the
                         windows cross a segment boundary)
-    loader, streaming   the same with access="stream" (shards front to back through the shuffle
-                        buffer, as before the index; still what URLs and compressed tars get)
+    loader, streaming   the same with access="stream", sample_by="segment" (shards front to back,
+                        one clip per segment, through the shuffle buffer: what URLs and
+                        compressed tars get; "video" would read a whole 5,000-frame video per clip)
     loader (in-process) the same pipeline with num_workers=0: the per-core cost
     bare npy loop       one process reads every tar member and np.loads the frames (the floor)
     JPEG per frame      the same 25-frame clips stored as one JPEG per frame (upstream), decoded
@@ -86,10 +87,11 @@ def bare_npy_loop(paths: list[str], min_seconds: float = 1.5) -> float:
             return clips / elapsed
 
 
-def loader_rate(spec: str, workers: int, clips: int, seed: int, access: str = "auto") -> float:
+def loader_rate(spec: str, workers: int, clips: int, seed: int, access: str = "auto",
+                sample_by: str = "video") -> float:
     start = time.perf_counter()
     loader = make_clip_loader(spec, batch_size=BATCH, seq_len=SEQ_LEN, num_workers=workers,
-                              seed=seed, clips_per_epoch=clips, access=access)
+                              seed=seed, clips_per_epoch=clips, access=access, sample_by=sample_by)
     n = 0
     for batch in loader:
         assert batch["frames"].shape == (BATCH, SEQ_LEN, 64, 64, 3)
@@ -125,7 +127,8 @@ def main() -> None:
         for r in range(args.repeats):
             runs["bare_npy"].append(bare_npy_loop(paths))
             runs["loader_2w"].append(loader_rate(spec, 2, args.clips, seed=r))
-            runs["loader_2w_stream"].append(loader_rate(spec, 2, args.clips, seed=r, access="stream"))
+            runs["loader_2w_stream"].append(loader_rate(spec, 2, args.clips, seed=r, access="stream",
+                                                        sample_by="segment"))
             runs["jpeg"].append(jpeg_rate(jpeg_clips))
             runs["loader_0w"].append(loader_rate(spec, 0, args.clips // 2, seed=r))
             print(json.dumps({k: round(v[-1], 1) for k, v in runs.items()}), flush=True)

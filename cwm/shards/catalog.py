@@ -108,29 +108,22 @@ class Catalog:
         return cat
 
     def _scan(self) -> None:
-        chains: dict[tuple[str, str], list[tuple[int, int, int, Segment]]] = {}
+        by_video: dict[tuple[str, str], list[tuple[int, int, int, Segment]]] = {}
         order = 0
         for url in self.shards:
             for sample in iter_samples(url, self.stats):
-                parsed = _segment(sample, self.stats)
+                parsed = parse_segment(sample, self.stats)
                 if parsed is None:
                     continue
                 video_id, number, first_frame, segment = parsed
-                chains.setdefault(video_id, []).append((number, first_frame, order, segment))
+                by_video.setdefault(video_id, []).append((number, first_frame, order, segment))
                 order += 1
         self.segments = order
         total = 0
-        for video_id in sorted(chains):
-            parts = sorted(chains[video_id], key=lambda p: (p[0], p[2]))
-            for run in _runs(parts):
-                offsets = [0]
-                for seg in run:
-                    offsets.append(offsets[-1] + seg.length)
-                if offsets[-1] < self.seq_len:
-                    self.stats.short_samples += len(run)
-                    continue
-                self.videos.append(Video(segments=run, offsets=offsets))
-                total += offsets[-1] - self.seq_len + 1
+        for video_id in sorted(by_video):
+            for video in videos_of(by_video[video_id], self.seq_len, self.stats):
+                self.videos.append(video)
+                total += video.length - self.seq_len + 1
                 self.window_ends.append(total)
 
     @property
@@ -145,7 +138,22 @@ class Catalog:
         self._scan()
 
 
-def _runs(parts):
+def videos_of(parts, seq_len: int, stats: ReadStats) -> list[Video]:
+    """The videos (chains of consecutive segments) among one video id's parsed segments, those of
+    at least seq_len frames; the segments of shorter ones are counted in `stats.short_samples`."""
+    videos = []
+    for run in chains(sorted(parts, key=lambda p: (p[0], p[2]))):
+        offsets = [0]
+        for seg in run:
+            offsets.append(offsets[-1] + seg.length)
+        if offsets[-1] < seq_len:
+            stats.short_samples += len(run)
+            continue
+        videos.append(Video(segments=run, offsets=offsets))
+    return videos
+
+
+def chains(parts):
     """Split sorted (number, first_frame, order, segment) into chains of consecutive segments."""
     run, last = [], None
     for number, first_frame, _, segment in parts:
@@ -158,7 +166,7 @@ def _runs(parts):
         yield run
 
 
-def _segment(sample: dict, stats: ReadStats):
+def parse_segment(sample: dict, stats: ReadStats):
     """(video id, segment number, first source frame, Segment) of a raw sample, or None (counted)."""
     key, url = sample["__key__"], str(sample.get("__url__"))
     try:

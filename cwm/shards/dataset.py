@@ -6,7 +6,8 @@ seeded from (seed, epoch, rank, worker) and nothing else:
     training, indexed    catalog of videos (per dataset) -> independent draws: video, window,
                          context (`cwm.shards.draw`) -> weighted mix of datasets -> batched(B)
                          -> with_epoch
-    training, streaming  ResampledShards (per dataset) -> safe tar reader -> window + context
+    training, streaming  ResampledShards (per dataset) -> safe tar reader -> consecutive
+                         segments of a video joined -> windows + context (`cwm.shards.draw`)
                          -> weighted mix of datasets -> shuffle buffer -> batched(B) -> with_epoch
     evaluation           every shard once -> split_by_node -> split_by_worker -> safe tar reader
                          -> window + context (seeded by key) -> batched(B, last batch partial)
@@ -39,11 +40,11 @@ from webdataset.utils import make_seed, pytorch_worker_info
 from cwm.errors import UserError
 from cwm.shards.catalog import Catalog, is_local_tar
 from cwm.shards.collate import collate_clips
-from cwm.shards.draw import check_sample_by, draw_clips
+from cwm.shards.draw import check_sample_by, draw_clips, stream_clips
 from cwm.shards.handoff import SlotRing
 from cwm.shards.sampling import to_clip
 from cwm.shards.spec import Source, resolve_sources
-from cwm.shards.tarstream import ReadStats, iter_shards
+from cwm.shards.tarstream import ReadStats, iter_samples, iter_shards
 
 
 @dataclass
@@ -141,8 +142,9 @@ class ClipDataset(IterableDataset):
             shards = wds.ResampledShards(src.shards, seed=make_seed(base, i), deterministic=True)
             rng = random.Random(make_seed(base, i, 1))
             progress = _Progress(limit=3 * len(src.shards) + 10, label=src.name or c.spec)
-            raw = iter_shards(progress.watch(shards), self.stats)
-            streams.append(self._clips(raw, rng=rng, names={}, name=src.name, progress=progress))
+            per_shard = (iter_samples(item["url"], self.stats) for item in progress.watch(shards))
+            clips = stream_clips(per_shard, c.seq_len, rng, c.sample_by, self.stats)
+            streams.append(self._named(_watched(clips, progress), src.name))
         mix_rng = random.Random(make_seed(base, 2))
         weights = [src.weight for src in self.sources]
         pipeline = wds.DataPipeline(
@@ -179,15 +181,14 @@ class ClipDataset(IterableDataset):
                 clip.meta.setdefault("dataset", name)
             yield clip
 
-    def _clips(self, raw, rng, names: dict, name: str = "", progress: _Progress | None = None):
+    def _clips(self, raw, rng, names: dict):
+        """Evaluation: one clip per segment, its window inside the segment."""
         c = self.config
         for sample in raw:
             clip = to_clip(sample, c.seq_len, rng, c.seed, self.stats)
             if clip is None:
                 continue
-            if progress is not None:
-                progress.shards_since_clip = 0
-            dataset = name or names.get(sample["__url__"], "")
+            dataset = names.get(sample["__url__"], "")
             if dataset:
                 clip.meta.setdefault("dataset", dataset)
             yield clip
@@ -212,6 +213,12 @@ class _Progress:
                                 f"segments shorter than seq_len, or damaged shards (see warnings)")
             self.shards_since_clip += 1
             yield item
+
+
+def _watched(clips, progress: _Progress):
+    for clip in clips:
+        progress.shards_since_clip = 0
+        yield clip
 
 
 def _mix(streams: list, weights: list[float], rng: random.Random) -> Iterator:

@@ -64,18 +64,21 @@ def test_batches_are_as_varied_as_iid_draws_on_sorted_shards(tmp_path):
         distinct = [len(set(batch["frames"][:, 0, 0, 0, 1].tolist())) for batch in loader]
         assert len(distinct) == 60
         assert np.mean(distinct) >= 0.9 * expected, (sample_by, np.mean(distinct))
-    # the streaming path on the same shards is what the index fixes (measured 7.0 before)
+    # streaming by segment (the old sampling) on the same shards is what the index fixes
     loader = make_clip_loader(spec, batch_size=16, seq_len=2, num_workers=2, seed=0,
-                              shuffle_buffer=500, clips_per_epoch=16 * 60, access="stream")
+                              shuffle_buffer=500, clips_per_epoch=16 * 60, access="stream",
+                              sample_by="segment")
     streamed = np.mean([len(set(b["frames"][:, 0, 0, 0, 1].tolist())) for b in loader])
     assert streamed < 0.9 * expected
 
 
-def test_every_window_of_a_video_is_drawn_uniformly_across_segment_boundaries(tmp_path):
+@pytest.mark.parametrize("access", ["auto", "stream"])
+def test_every_window_of_a_video_is_drawn_uniformly_across_segment_boundaries(tmp_path, access):
     # one video of 50 + 50 + 12 frames: 88 windows of 25, 62 of them cross a boundary
-    spec = write_videos(tmp_path, {7: [50, 50, 12]}, per_shard=2)
+    # (indexed: the video spans two shards; streaming joins within a shard)
+    spec = write_videos(tmp_path, {7: [50, 50, 12]}, per_shard=2 if access == "auto" else 3)
     loader = make_clip_loader(spec, batch_size=50, seq_len=25, num_workers=0, seed=3,
-                              clips_per_epoch=50 * 176)
+                              clips_per_epoch=50 * 176, access=access, sample_by="segment")
     starts = Counter()
     for batch in loader:
         frames = batch["frames"][..., 0, 0, 0].numpy()          # [B, 25] frame indices
