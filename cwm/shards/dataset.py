@@ -13,7 +13,7 @@ seeded from (seed, epoch, rank, worker) and nothing else:
                          -> window + context (seeded by key) -> batched(B, last batch partial)
 
 `access="auto"` indexes when every shard is a local uncompressed tar (the catalog is built once,
-in the process that creates the loader, and forked workers share it) and streams otherwise
+when the loader first iterates, before its workers fork: they share it) and streams otherwise
 (object storage, pipes, compressed tars). Indexed draws are independent, so batches are as varied
 as upstream's; streaming mixes only the shards a worker has open through its shuffle buffer.
 Training on every rank and worker draws with its own seed, so a rank or worker never runs dry,
