@@ -107,6 +107,13 @@ def test_person_square_is_upstreams_rule():
     assert person_square((10, 10, 20, 20), 300, 200) == (0, 0, 200, 200)
 
 
+def test_unannotated_frames_use_the_nearest_annotation():
+    from cwm.ingest.decode import _nearest_crop
+    crops = ((0, 1, 1, 2, 2), (5, 5, 5, 6, 6), (10, 9, 9, 10, 10))
+    got = [_nearest_crop(crops, i)[0] for i in (0, 2, 3, 7, 8, 12, 99)]
+    assert got == [1, 1, 5, 5, 9, 9, 9]
+
+
 def test_crop_follows_the_moving_person_and_bad_annotations_fail_alone(h36m_root, tmp_path):
     listed = {v.video_id: v for v in human36m.list_videos(h36m_root)}
     assert len(listed["S1/Walking 1.54138969"].crops) == N // 5
