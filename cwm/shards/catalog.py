@@ -53,7 +53,7 @@ class Segment:
         if frames.shape[0] < self.length:   # meta.json promised more frames than the mp4 holds
             raise ValueError(f"{self.key}: frames.mp4 holds {frames.shape[0]} frames, "
                              f"meta.json says {self.length}")
-        return frames
+        return frames[: self.length]   # the offsets of the video count `length` frames
 
 
 @dataclass(slots=True)
