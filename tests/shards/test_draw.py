@@ -30,9 +30,10 @@ def video_frames(video: int, first: int, length: int) -> np.ndarray:
 
 
 def write_videos(directory: Path, lengths: dict[int, list[int]], per_shard: int,
-                 storage: str = "npy") -> str:
-    """Videos cut into segments of the given lengths, written in sorted order, `per_shard`
-    segments per tar (so a shard holds neighbouring segments of one or two videos)."""
+                 storage: str = "npy", mixed: bool = False) -> str:
+    """Videos cut into segments of the given lengths, `per_shard` segments per tar: in sorted
+    order (a shard holds neighbouring segments of one or two videos) or, `mixed`, in a random
+    order (a video's segments scattered over the shards, as mixed-source ingest writes them)."""
     directory.mkdir(parents=True, exist_ok=True)
     samples = []
     for video, seg_lengths in sorted(lengths.items()):
@@ -43,6 +44,9 @@ def write_videos(directory: Path, lengths: dict[int, list[int]], per_shard: int,
             samples.append(make_sample(f"v{video:03d}_{number:04d}",
                                        video_frames(video, first, n), meta, storage))
             first += n
+    if mixed:
+        order = np.random.default_rng(0).permutation(len(samples))
+        samples = [samples[i] for i in order]
     for s in range(0, len(samples), per_shard):
         with wds.TarWriter(str(directory / f"t-{s // per_shard:06d}.tar")) as w:
             for sample in samples[s : s + per_shard]:
@@ -50,9 +54,10 @@ def write_videos(directory: Path, lengths: dict[int, list[int]], per_shard: int,
     return str(directory / "*.tar")
 
 
-def test_batches_are_as_varied_as_iid_draws_on_sorted_shards(tmp_path):
-    # 20 sources x 100 segments, sorted, 100 segments per shard: each shard is one source.
-    spec = write_videos(tmp_path, {v: [2] * 100 for v in range(20)}, per_shard=100)
+@pytest.mark.parametrize("mixed", [False, True], ids=["sorted", "mixed"])
+def test_batches_are_as_varied_as_iid_draws_whatever_the_layout(tmp_path, mixed):
+    # 20 sources x 100 segments, 100 segments per shard: sorted, each shard is one source
+    spec = write_videos(tmp_path, {v: [2] * 100 for v in range(20)}, per_shard=100, mixed=mixed)
     t = TrainConfig()   # the trainer's loader settings: 16 clips, 2 workers, buffer 500
     assert (t.batch_size, t.num_workers, t.shuffle_buffer) == (16, 2, 500)
     expected = 20 * (1 - (19 / 20) ** 16)
@@ -61,9 +66,16 @@ def test_batches_are_as_varied_as_iid_draws_on_sorted_shards(tmp_path):
                                   num_workers=t.num_workers, seed=0,
                                   shuffle_buffer=t.shuffle_buffer, clips_per_epoch=16 * 60,
                                   sample_by=sample_by)
-        distinct = [len(set(batch["frames"][:, 0, 0, 0, 1].tolist())) for batch in loader]
+        distinct = []
+        for batch in loader:
+            distinct.append(len(set(batch["frames"][:, 0, 0, 0, 1].tolist())))
+            # windows of 2 cross a segment boundary half the time: still consecutive frames
+            index = batch["frames"][:, :, 0, 0, 0].int()
+            assert ((index[:, 1] - index[:, 0]) % 256 == 1).all()
         assert len(distinct) == 60
         assert np.mean(distinct) >= 0.9 * expected, (sample_by, np.mean(distinct))
+    if mixed:
+        return
     # streaming by segment (the old sampling) on the same shards is what the index fixes
     loader = make_clip_loader(spec, batch_size=16, seq_len=2, num_workers=2, seed=0,
                               shuffle_buffer=500, clips_per_epoch=16 * 60, access="stream",
