@@ -48,12 +48,18 @@ class AllReduceBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         c = x.shape[1]
         xf = x if x.dtype == torch.float64 else x.float()
-        local = torch.cat([xf.sum(dim=(0, 2, 3)), xf.square().sum(dim=(0, 2, 3)),
+        # Moments about a shift every rank shares (the running mean: same start, same updates,
+        # and DDP broadcasts buffers), so E[d^2] - E[d]^2 does not cancel when |mean| >> std.
+        shift = (self.running_mean.detach().to(xf.dtype) if self.track_running_stats
+                 else xf.new_zeros(c))[None, :, None, None]
+        d = xf - shift
+        local = torch.cat([d.sum(dim=(0, 2, 3)), d.square().sum(dim=(0, 2, 3)),
                            xf.new_full((1,), x.numel() / c)])
         total = _SumOverRanks.apply(local)                 # [2C + 1]
         count = total[-1]
-        mean = total[:c] / count
-        var = (total[c:2 * c] / count - mean.square()).clamp_min(0)
+        mean_d = total[:c] / count
+        mean = shift[0, :, 0, 0] + mean_d
+        var = (total[c:2 * c] / count - mean_d.square()).clamp_min(0)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
