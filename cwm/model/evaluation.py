@@ -2,7 +2,7 @@
 
 Protocol (used by `cwm-train predict`, the training pictures and experiments/pretrain_compare):
 
-    clip        uint8 [B, T, 64, 64, 3]; the model observes frames 0..observe-1 and imagines the rest
+    clip        uint8 [B, T, 64, 64, 3]; the model observes frames 0..observe-1, imagines the rest
     context     one of the *observed* frames, uniformly at random per clip (ContextWM's context
                 must not be a frame the model is asked to predict: with the whole window as the
                 pool, ~80% of the time it would be one of them, and ContextWM would see the answer)

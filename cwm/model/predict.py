@@ -26,7 +26,7 @@ from cwm.model.runtime import resolve_device
 def predict(run_dir: str | Path, shards: str, *, device: str = "auto", n_clips: int = 4,
             eval_clips: int = 64, out_dir: str | Path | None = None, seed: int = 0,
             sample: bool = True) -> list[Path]:
-    """Score up to `eval_clips` clips of `shards`, picture the first `n_clips`; returns the paths."""
+    """Score up to `eval_clips` clips of `shards`, picture the first `n_clips`; returns paths."""
     from cwm.shards.loader import make_clip_loader
     from cwm.shards.spec import resolve_spec
 
