@@ -259,21 +259,27 @@ class Agent(nn.Module):
     def act(self, image: torch.Tensor, is_first: torch.Tensor, state: PolicyState | None,
             explore: bool) -> tuple[torch.Tensor, PolicyState]:
         """One env step for N envs: image uint8 [N, 64, 64, 3], is_first bool [N] ->
-        (action float32 [N, A] in [-1, 1], next state). No context encoder when acting."""
+        (action float32 [N, A] in [-1, 1], next state). No context encoder when acting.
+
+        Exploring samples the latents and the action. Evaluating takes the actor's mode, and
+        samples the latents too unless `behavior.eval_state_mean` (upstream's policy samples
+        them unless its `eval_state_mean`, which is False in every config it ships).
+        """
         n = image.shape[0]
         if state is None:
             state = self.initial_state(n, image.device)
+        sample = explore or not self.cfg.behavior.eval_state_mean
         with self._inference():
             embed = self.wm.encoder(to_float_images(image))
             z = None
             if self.stacked:
-                z, _ = self.wm.rssm.obs_step(state.z, None, embed, is_first, sample=explore)
+                z, _ = self.wm.rssm.obs_step(state.z, None, embed, is_first, sample=sample)
                 s_in = z.feature()
                 if self.cfg.learn.s_posterior_embed:
                     s_in = torch.cat([embed, s_in], -1)
             else:
                 s_in = embed
-            s, _ = self.s_rssm.obs_step(state.s, state.action, s_in, is_first, sample=explore)
+            s, _ = self.s_rssm.obs_step(state.s, state.action, s_in, is_first, sample=sample)
             action = self.behavior.act(s.feature(), explore)
         return action, PolicyState(z, s, action)
 

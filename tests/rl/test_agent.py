@@ -215,3 +215,22 @@ def test_every_agent_kind_updates_and_acts(kind):
     action2, _ = agent.act(image, ~first, state, explore=False)
     assert action2.shape == (3, 2)
     assert agent.training  # acting must not leave BatchNorm in eval mode
+
+
+@pytest.mark.parametrize("state_mean", [False, True])
+def test_evaluation_samples_the_latents_unless_eval_state_mean(state_mean):
+    # Upstream's policy samples the latent state in evaluation too (`eval_state_mean: False`).
+    from cwm.rl.config import apply_settings
+
+    cfg = apply_settings(make_rl_config("dmc", preset="tiny", agent="dreamerv2"),
+                         [f"behavior.eval_state_mean={state_mean}"])
+    agent = make_agent(cfg, 2, torch.device("cpu"))
+    image = torch.randint(0, 256, (64, 64, 64, 3), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    first = torch.ones(64, dtype=torch.bool)
+    runs = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        _, state = agent.act(image, first, None, explore=False)
+        runs.append(state.s.stoch)
+    assert torch.equal(runs[0], runs[1]) == state_mean
