@@ -34,7 +34,7 @@ from cwm.model.heads import MLPHead
 from cwm.model.rssm import RSSM, RSSMState
 from cwm.model.world_model import WorldModel, to_float_images
 from cwm.rl.behavior import ActorCritic
-from cwm.rl.bonus import KNNBonus
+from cwm.rl.bonus import BonusConfig, KNNBonus
 from cwm.rl.config import RLConfig
 
 
@@ -109,7 +109,8 @@ class Agent(nn.Module):
         self.reward_beh = MLPHead(feat, 1, learn.head_layers, learn.head_units)
         self.reward_rep = (MLPHead(feat, 1, learn.head_layers, learn.head_units)
                            if self.stacked else None)
-        self.bonus = (KNNBonus(self.wm.rssm.feat_dim, seed=cfg.seed)
+        self.bonus = (KNNBonus(self.wm.rssm.feat_dim, BonusConfig(rule=learn.bonus_rule),
+                               seed=cfg.seed)
                       if self.stacked and learn.intrinsic_scale > 0 else None)
         self.behavior = ActorCritic(feat, action_dim, cfg.behavior)
         self.model_opt, self._base_lrs = self._make_model_optimizer()
@@ -207,12 +208,17 @@ class Agent(nn.Module):
             if learn.beta_z > 0:
                 loss = loss + learn.beta_z * kl_z_loss
             metrics["kl_z"] = kl_z
-        target = reward
+        target, beh_feat = reward, s_feat
         if self.bonus is not None:
-            intrinsic = self.bonus(z_post.feature(), update=update_bonus)     # [B, T]
-            target = reward + learn.intrinsic_scale * intrinsic
+            intrinsic = self.bonus(z_post.feature(), update=update_bonus)     # [B, T']
+            # Under the upstream rule only the first T' = T - window + 1 steps have a bonus, and
+            # the behavioural head learns on those steps alone (upstream cuts both the reward
+            # and the head's input to the bonus's length); the causal rule keeps all T.
+            t = intrinsic.shape[1]
+            target = reward[:, :t] + learn.intrinsic_scale * intrinsic
+            beh_feat = s_feat[:, :t]
             metrics["intrinsic"] = intrinsic.mean()
-        beh = self.reward_beh(s_feat).squeeze(-1)
+        beh = self.reward_beh(beh_feat).squeeze(-1)
         beh_loss = 0.5 * (beh - target).square().mean()
         loss = loss + beh_loss
         metrics["reward_beh_loss"] = beh_loss.detach()

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 
 from cwm.errors import UserError
 from cwm.model.config import ModelConfig, make_config as make_model_config
+from cwm.rl.bonus import RULES as BONUS_RULES, BonusConfig
 from cwm.rl.envs.registry import FAMILIES
 
 PRESETS = ("metaworld", "dmc", "small", "tiny")
-BONUS_RULES = ("upstream", "causal")
 AGENTS = ("contextwm", "plain", "dreamerv2")
 DEFAULT_TASKS = {"metaworld": "reach", "dmc": "cartpole-balance", "dmcr": "cartpole-balance"}
 ACTION_REPEAT = {"metaworld": 1, "dmc": 2, "dmcr": 2}
@@ -284,6 +284,10 @@ def validate(cfg: RLConfig) -> None:
                         "and learn.s_posterior_embed false")
     if loop.seq_len < 2:
         raise UserError(f"seq_len must be at least 2, got {loop.seq_len}")
+    window = BonusConfig().window
+    if (learn.intrinsic_scale > 0 and learn.bonus_rule == "upstream" and loop.seq_len < window):
+        raise UserError(f"the upstream video bonus averages {window} steps ahead: seq_len must be "
+                        f"at least {window}, got {loop.seq_len} (or learn.bonus_rule=causal)")
     if learn.bonus_rule not in BONUS_RULES:
         raise UserError(f"learn.bonus_rule must be one of {', '.join(BONUS_RULES)}, "
                         f"got {learn.bonus_rule!r}")

@@ -234,3 +234,24 @@ def test_evaluation_samples_the_latents_unless_eval_state_mean(state_mean):
         _, state = agent.act(image, first, None, explore=False)
         runs.append(state.s.stoch)
     assert torch.equal(runs[0], runs[1]) == state_mean
+
+
+@pytest.mark.parametrize("rule", ["upstream", "causal"])
+def test_behavioural_reward_head_learns_on_the_steps_the_bonus_covers(rule):
+    # Upstream pairs the forward-window bonus with reward[:, :T-4] and cuts the head's input to
+    # match; the representative head still sees every step. The causal rule keeps all T steps.
+    from cwm.rl.config import apply_settings
+
+    cfg = apply_settings(make_rl_config("dmc", preset="tiny"), [f"learn.bonus_rule={rule}"])
+    agent = make_agent(cfg, 2, torch.device("cpu"))
+    batch = _batch(action_dim=2)
+    late = {**batch, "reward": batch["reward"].clone()}
+    late["reward"][:, -4:] += 10.0
+    losses = []
+    for b in (batch, late):
+        torch.manual_seed(0)
+        _, metrics, _ = agent.world_model_loss(b, augment=False, update_bonus=False)
+        losses.append(metrics)
+    assert losses[0]["reward_rep_loss"] != losses[1]["reward_rep_loss"]
+    same = torch.isclose(losses[0]["reward_beh_loss"], losses[1]["reward_beh_loss"])
+    assert bool(same) == (rule == "upstream")
