@@ -62,8 +62,9 @@ class LearnConfig:
     intrinsic_scale: float = 1.0     # lambda in r + lambda * r_int (0 turns the bonus off)
     lr: float = 3e-4
     adam_eps: float = 1e-5
-    grad_clip: float = 100.0
-    weight_decay: float = 1e-6
+    grad_clip: float = 100.0         # per optimiser: encoder side (encoder, context encoder,
+                                     # z-RSSM) and the rest of the world model, as upstream
+    weight_decay: float = 1e-6       # L2 added to the gradient (Adam's coupled form, upstream's)
     # Random erasing of the context frame while training: upstream's `ctx_aug: erasing` is passed
     # for Meta-world only (its README commands); DMC runs keep the default `none`.
     context_erase_prob: float = 0.0
@@ -94,6 +95,7 @@ class BehaviorConfig:
     critic_lr: float = 8e-5
     adam_eps: float = 1e-5
     grad_clip: float = 100.0
+    weight_decay: float = 1e-6       # L2 on actor and critic too, as upstream's actor_opt/critic_opt
     slow_critic_every: int = 100     # updates between copies of the critic into the slow critic
     # Evaluation acts on a sampled latent state like upstream (`eval_state_mean: False`); true
     # uses the latents' modes. The action is the actor's mode either way.
