@@ -31,6 +31,7 @@ from cwm.model.checkpoint import load_checkpoint, load_world_model
 from cwm.model.config import ModelConfig, RunConfig
 from cwm.model.distributions import categorical_entropy, image_nll, kl_balanced_loss
 from cwm.model.heads import MLPHead
+from cwm.model.init import upstream_init_
 from cwm.model.rssm import RSSM, RSSMState
 from cwm.model.world_model import WorldModel, to_float_images
 from cwm.rl.behavior import ActorCritic
@@ -113,6 +114,14 @@ class Agent(nn.Module):
                                seed=cfg.seed)
                       if self.stacked and learn.intrinsic_scale > 0 else None)
         self.behavior = ActorCritic(feat, action_dim, cfg.behavior)
+        if m.init == "upstream":
+            # The parts built fresh for RL, as upstream's factory builds them (Xavier-uniform
+            # weights, zero biases; cwm.model.init); the world model did the same for its own.
+            fresh = [self.reward_beh, self.reward_rep, self.behavior.actor, self.behavior.critic]
+            for mod in fresh + ([self.s_rssm] if self.stacked else []):
+                if mod is not None:
+                    upstream_init_(mod)
+            self.behavior.slow_critic.load_state_dict(self.behavior.critic.state_dict())
         self.enc_opt, self.model_opt = self._make_model_optimizers()
 
     # -- optimisation ---------------------------------------------------------------------------

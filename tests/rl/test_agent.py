@@ -287,3 +287,22 @@ def test_two_model_optimisers_clip_separately_and_all_decay():
     for opt in (agent.enc_opt, agent.model_opt, agent.behavior.actor_opt, agent.behavior.critic_opt):
         assert isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW)
         assert opt.param_groups[0]["weight_decay"] == 1e-6
+
+
+@pytest.mark.parametrize("kind", ["contextwm", "dreamerv2"])
+def test_fresh_rl_parts_start_from_upstreams_initialisation(kind):
+    # Upstream builds the s-RSSM, reward heads, actor and critic through its layer factory:
+    # Xavier-uniform weights, zero biases. The slow critic starts as a copy of the critic.
+    import math
+
+    agent = make_agent(make_rl_config("dmc", preset="tiny", agent=kind), 2, torch.device("cpu"))
+    heads = [agent.reward_beh, agent.behavior.actor, agent.behavior.critic]
+    heads += [agent.reward_rep] if kind != "dreamerv2" else []
+    layers = [m for h in heads for m in h.net if isinstance(m, torch.nn.Linear)]
+    layers += [agent.s_rssm.img_in, agent.s_rssm.img_out, agent.s_rssm.obs_logits]
+    for lin in layers:
+        bound = math.sqrt(6.0 / (lin.in_features + lin.out_features))
+        assert torch.count_nonzero(lin.bias) == 0
+        assert lin.weight.abs().max() <= bound and lin.weight.abs().max() > 0.9 * bound
+    for a, b in zip(agent.behavior.critic.parameters(), agent.behavior.slow_critic.parameters()):
+        assert torch.equal(a, b)
