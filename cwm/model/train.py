@@ -126,7 +126,7 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
 
     ckpt, ckpt_path = None, latest_checkpoint(run_dir)
     if ckpt_path is not None:
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = load_checkpoint(ckpt_path, resuming=True)
         check_compatible(ckpt, cfg, ckpt_path)
 
     torch.manual_seed(cfg.seed)
