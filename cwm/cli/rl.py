@@ -32,7 +32,8 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
               help="Run directory (default runs/rl-<env>-<task>-<agent>-s<seed>); rerunning resumes.")
 @click.option("--preset", type=click.Choice(PRESETS), default=None,
               help="Settings preset (default: the paper protocol of the env family).")
-@click.option("--steps", type=int, default=None, help="Agent steps to run (preset default); frames = steps x action repeat (2 on DMC).")
+@click.option("--steps", type=int, default=None,
+              help="Agent steps to run (preset default); frames = steps x action repeat (2 on DMC).")
 @click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
               help="A cwm-train checkpoint: encoder, context encoder, decoder and z-RSSM start from it.")
 @click.option("--seed", type=int, default=0, show_default=True)

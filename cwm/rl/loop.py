@@ -294,7 +294,8 @@ class Run:
     # -- evaluation ------------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
-        """`eval_episodes` episodes with the policy's mode; the first one saved as a GIF."""
+        """`eval_episodes` episodes with the actor's mode (latents sampled unless
+        `behavior.eval_state_mean`); the first one saved as a GIF."""
         cfg, steps = self.cfg, self.counters["env_steps"]
         if self.eval_env is None:
             self.eval_env = self.factories.make_eval_env(cfg)
