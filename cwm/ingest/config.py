@@ -11,12 +11,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from cwm.errors import UserError
+from cwm.values import check
 from cwm.shards.format import FRAME_SIZE, STORAGES
 
 ASPECTS = ("center-crop", "squash", "pad")
+INLINE = "inline"                 # --scheduler inline: run shard tasks in this process, no dask
+_PREFIX = re.compile(r"[A-Za-z0-9_-]+")
+# dask addresses: [protocol://]host[:port], host a name, IPv4 or [IPv6]
+_SCHEDULER = re.compile(r"((tcp|tls|inproc|ucx|ws|wss)://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}/?")
 INTERPOLATIONS = ("area", "bilinear", "bicubic", "fast-bilinear", "point")
 
 
@@ -37,6 +43,8 @@ class FrameOptions:
     timeout: float = 300.0         # seconds allowed to decode one input
 
     def __post_init__(self):
+        check("--fps", self.fps, low=0, low_open=True)
+        check("--timeout", self.timeout, low=0, low_open=True)
         checks = [
             (self.aspect in ASPECTS, f"aspect must be one of {', '.join(ASPECTS)}"),
             (self.storage in STORAGES, f"storage must be one of {', '.join(STORAGES)}"),
@@ -72,6 +80,12 @@ class IngestConfig:
     progress: bool = True
 
     def __post_init__(self):
+        if self.prefix and not _PREFIX.fullmatch(self.prefix):
+            raise UserError(f"--prefix {self.prefix!r} must be a plain name of letters, digits, "
+                            f"'_' and '-' (shards are written inside --out)")
+        if self.scheduler and self.scheduler != INLINE and not _SCHEDULER.fullmatch(self.scheduler):
+            raise UserError(f"--scheduler {self.scheduler!r} is not a dask scheduler address: use "
+                            f"tcp://HOST:PORT (or another dask protocol), HOST:PORT, or {INLINE!r}")
         if self.shard_size < 1:
             raise UserError("--shard-size must be >= 1")
         if self.workers is not None and self.workers < 1:

@@ -10,22 +10,25 @@ so the next run redoes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask
+import psutil
 from distributed import Client, LocalCluster, as_completed, get_worker
 
 from cwm.errors import UserError
-from cwm.ingest.config import FrameOptions
+from cwm.ingest.config import INLINE, FrameOptions
 from cwm.ingest.plan import ShardSpec
 from cwm.ingest.progress import Progress
 from cwm.ingest.writer import write_shard
+from cwm.signals import interrupts_deferred, spawning_children
 
-INLINE = "inline"
 
 
 @dataclass
@@ -67,10 +70,41 @@ def _connect(scheduler: str | None, workers: int):
             raise UserError(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
     # The workers' statistical profiler samples every thread each 10 ms; measured here it costs
     # ~25% of a worker's CPU on this workload, and nobody looks at it without a dashboard.
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster), cluster
+    # Ctrl-C reaches the whole process group: the workers are spawned ignoring it, and this
+    # process shuts them down, instead of each dying mid-task with a traceback of its own. A
+    # Ctrl-C or SIGTERM during the start-up takes effect once the cluster is up (dask cannot be
+    # interrupted half way through starting and still close cleanly).
+    cluster = client = None
+    try:
+        with interrupts_deferred():
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+            with spawning_children():
+                cluster.scale(workers)
+                _wait_for_spawn(workers)
+            client = Client(cluster)
+            client.wait_for_workers(workers)
+    except BaseException:
+        for thing in (client, cluster):
+            if thing is not None:
+                thing.close()
+        raise
+    return client, cluster
+
+
+def _wait_for_spawn(n: int, timeout: float = 60.0) -> None:
+    """Until `n` worker processes of ours exist (they have exec'd: their signal state is set)."""
+    me = psutil.Process()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spawned = 0
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                spawned += any("spawn_main" in part for part in child.cmdline())
+        if spawned >= n:
+            return
+        time.sleep(0.02)
 
 
 def run_shards(specs: list[ShardSpec], opts: FrameOptions, out_dir: Path, dataset: str, *,

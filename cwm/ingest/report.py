@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from cwm.atomic import write_json
 from cwm.ingest.plan import Plan
-from cwm.ingest.writer import shard_files
+from cwm.ingest.writer import done_stats
 
 INDEX_NAME = "_index.json"
 _TOTALS = ("videos", "ok", "failed", "skipped", "samples", "frames", "decoded_frames", "bytes")
@@ -18,9 +17,9 @@ def read_stats(out_dir: Path, plan: Plan) -> dict[str, dict]:
     """Shard name -> stats, for every planned shard that is done."""
     found = {}
     for spec in plan.shards:
-        tar, _, stats = shard_files(out_dir, spec.name)
-        if stats.is_file() and tar.is_file():
-            found[spec.name] = json.loads(stats.read_text())
+        stats = done_stats(out_dir, spec.name)
+        if stats is not None:
+            found[spec.name] = stats
     return found
 
 

@@ -28,6 +28,7 @@ from cwm.ingest.report import INDEX_NAME, Summary, read_stats, write_index
 from cwm.ingest.sources import ADAPTERS, synthetic
 from cwm.ingest.sources.base import resolve_src
 from cwm.ingest.writer import ERRORS_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, is_done
+from cwm.locks import locked_dir
 
 CONFIG_NAME = "config.json"
 
@@ -70,14 +71,30 @@ def _what_we_look_for(dataset: str) -> str:
     }.get(dataset, "looked for *.mp4, *.webm, *.mkv, *.avi, *.mov in the whole tree")
 
 
-def _check_resume(out: Path, cfg: IngestConfig, fingerprint: str) -> None:
+def _read_json(path: Path) -> dict | None:
+    """The JSON object in `path`; None when it does not parse (damaged) or is not an object."""
+    try:
+        found = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _check_resume(out: Path, cfg: IngestConfig, fingerprint: str, plan: Plan) -> None:
     path = out / CONFIG_NAME
     if not path.is_file() or cfg.overwrite:
         return
-    try:
-        saved = json.loads(path.read_text())
-    except ValueError:
-        saved = {}
+    saved = _read_json(path)
+    if saved is None:
+        # Damaged after the fact (it is written atomically). The index, written at the end of a
+        # run, records the same fingerprint: when it matches, the finished shards are this run's.
+        index = _read_json(out / INDEX_NAME) or {}
+        done = sum(is_done(out, s.name) for s in plan.shards)
+        if index.get("fingerprint") == fingerprint or done == 0:
+            return                      # config.json is rewritten from this run's settings
+        raise UserError(f"{path} is damaged and no {INDEX_NAME} confirms the settings of the "
+                        f"{done} finished shard(s): restore it from a backup to resume, or pass "
+                        f"--overwrite to redo them")
     if saved.get("stage") != "ingest":
         raise UserError(f"{path} exists and is not from cwm-ingest; choose another --out")
     if saved.get("fingerprint") != fingerprint:
@@ -94,13 +111,21 @@ def _remove_shards(out: Path, prefix: str) -> None:
 
 
 def ingest(cfg: IngestConfig, log: Callable[[str], None] = print) -> Summary:
-    """Run the ingest described by `cfg`; returns the summary (also printed through `log`)."""
+    """Run the ingest described by `cfg`; returns the summary (also printed through `log`).
+
+    The run owns `out` while it runs (`cwm.locks`): a second ingest into it fails at once.
+    """
     out = prepare_out(cfg.out)
+    with locked_dir(out, "cwm-ingest"):
+        return _ingest(cfg, out, log)
+
+
+def _ingest(cfg: IngestConfig, out: Path, log: Callable[[str], None]) -> Summary:
     root = source_root(cfg, out)
     cfg = dataclasses.replace(cfg, src=str(root), out=str(out))
     plan: Plan = make_plan(list_inputs(cfg, root), str(root), cfg.shard_prefix, cfg.shard_size)
     fingerprint = cfg.fingerprint(plan.digest())
-    _check_resume(out, cfg, fingerprint)
+    _check_resume(out, cfg, fingerprint, plan)
     if cfg.overwrite:
         _remove_shards(out, cfg.shard_prefix)
     remove_stale_tmp(out)
@@ -121,6 +146,12 @@ def ingest(cfg: IngestConfig, log: Callable[[str], None] = print) -> Summary:
     try:
         outcome = run_shards(todo, cfg.frames, out, cfg.dataset, scheduler=cfg.scheduler,
                              workers=cfg.workers, retries=cfg.retries, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        done = sum(is_done(out, s.name) for s in plan.shards)
+        log(f"interrupted: {done}/{len(plan.shards)} shards done; rerun the same command to "
+            f"resume")
+        raise
     finally:
         progress.close()
     seconds = time.perf_counter() - started
