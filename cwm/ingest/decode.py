@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from cwm.ingest.config import FrameOptions
-from cwm.ingest.geometry import Fit, plan_fit
+from cwm.ingest.geometry import Fit, person_square, plan_fit
 from cwm.ingest.sampling import FrameSelector
 from cwm.ingest.sources.base import VideoInput
 
@@ -67,8 +68,11 @@ class _Converter:
         self._key = None
         self.display = (0, 0)
         self.rotation = 0
+        self.crop_reformatter: VideoReformatter | None = None
 
-    def __call__(self, frame: av.VideoFrame, sample_aspect: float) -> np.ndarray:
+    def __call__(self, frame: av.VideoFrame, sample_aspect: float, crop=None) -> np.ndarray:
+        if crop is not None:
+            return self._cropped(frame, crop)
         rotation = int(frame.rotation or 0)
         key = (frame.width, frame.height, rotation)
         if key != self._key:
@@ -85,6 +89,33 @@ class _Converter:
                                         format="rgb24", interpolation=self.interpolation,
                                         threads=1).to_ndarray()
         return self.fit.apply(rgb)
+
+    def _cropped(self, frame: av.VideoFrame, box) -> np.ndarray:
+        """The square around `box` (source pixels, `person_square`), resized to size x size."""
+        if frame.rotation:
+            raise InputError("per-frame crops need video without rotation metadata")
+        if min(frame.width, frame.height) < self.opts.min_resolution:
+            raise InputError(f"resolution {frame.width}x{frame.height} is below the "
+                             f"minimum of {self.opts.min_resolution} px")
+        self.display = (frame.width, frame.height)
+        x0, y0, x1, y1 = person_square(box, frame.width, frame.height)
+        full = self.reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+        region = av.VideoFrame.from_ndarray(np.ascontiguousarray(full[y0:y1, x0:x1]),
+                                            format="rgb24")
+        if self.crop_reformatter is None:
+            self.crop_reformatter = VideoReformatter()
+        size = self.opts.size
+        return self.crop_reformatter.reformat(region, width=size, height=size, format="rgb24",
+                                              interpolation=self.interpolation,
+                                              threads=1).to_ndarray()
+
+
+def _nearest_crop(crops: tuple, index: int):
+    """The box of the crop entry nearest to source frame `index` (ties: the earlier one)."""
+    i = bisect_left(crops, (index,))
+    candidates = crops[max(0, i - 1) : i + 1]
+    best = min(candidates, key=lambda c: (abs(c[0] - index), c[0]))
+    return best[1:]
 
 
 def check_regular_file(path: Path) -> None:
@@ -132,7 +163,9 @@ def _finish(frames, indices, source_fps, selector, conv, codec, decoded) -> Deco
                         codec=codec, decoded=decoded)
 
 
-def decode_file(path: Path, opts: FrameOptions) -> DecodedVideo:
+def decode_file(path: Path, opts: FrameOptions, crops: tuple = ()) -> DecodedVideo:
+    """`crops`: per-frame regions (`VideoInput.crops`), each kept frame cropped to the square
+    around its nearest one before the resize; empty: whole frames through `opts.aspect`."""
     check_regular_file(path)
     deadline = time.monotonic() + opts.timeout
     try:
@@ -155,7 +188,8 @@ def decode_file(path: Path, opts: FrameOptions) -> DecodedVideo:
                 _raise_timeout_if_late(deadline, opts, decoded)
                 t = frame.time if frame.time is not None else decoded / (source_fps or 1.0)
                 if selector.keep(decoded, t):
-                    frames.append(conv(frame, sample_aspect))
+                    crop = _nearest_crop(crops, decoded) if crops else None
+                    frames.append(conv(frame, sample_aspect, crop))
                     indices.append(decoded)
                 decoded += 1
         except _AV_ERRORS as e:
@@ -191,6 +225,8 @@ def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions) -> Deco
 
 def decode_input(root: Path, item: VideoInput, opts: FrameOptions) -> DecodedVideo:
     """Decode one adapter input found under the dataset `root`."""
+    if item.invalid:
+        raise InputError(item.invalid)
     if item.is_frame_run:
         return decode_frame_run(root / item.path, item, opts)
-    return decode_file(root / item.path, opts)
+    return decode_file(root / item.path, opts, item.crops)

@@ -78,8 +78,11 @@ def _connect(scheduler: str | None, workers: int):
     try:
         with interrupts_deferred():
             with dask.config.set({"distributed.worker.profile.enabled": False}):
+                # A shard that fails is reported in the summary (exit 1), so the workers' own
+                # error logs (a traceback per failed task) stay quiet; the HTTP server takes a
+                # free port (":8787" warns when another cluster holds it).
                 cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=":0", silence_logs=logging.CRITICAL)
             with spawning_children():
                 cluster.scale(workers)
                 _wait_for_spawn(workers)
