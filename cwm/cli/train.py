@@ -13,7 +13,7 @@ import click
 
 from cwm.cli.common import POSITIVE_FLOAT, POSITIVE_INT, SEED, Number, device_option, run_cli
 from cwm.errors import UserError
-from cwm.model.config import MODEL_KINDS, PRESETS, make_config, max_loader_workers
+from cwm.model.config import MODEL_KINDS, PRESETS, SAMPLE_BY, make_config, max_loader_workers
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,10 +36,13 @@ from cwm.model.config import MODEL_KINDS, PRESETS, make_config, max_loader_worke
 @click.option("--log-every", type=POSITIVE_INT, default=None, help="Steps between metric lines.")
 @click.option("--workers", type=Number(int, low=0, high=max_loader_workers()), default=None,
               help="Data-loader worker processes (at most 4 per core).")
+@click.option("--sample-by", type=click.Choice(SAMPLE_BY), default="video", show_default=True,
+              help="video: each clip from a uniformly random video, then a uniform window (as "
+                   "upstream); segment: every window of the data equally likely.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def cli(ctx, shards, out, preset, kind, steps, seed, device, compile_, batch_size, seq_len, lr,
-        ckpt_every, picture_every, log_every, workers, no_progress):
+        ckpt_every, picture_every, log_every, workers, sample_by, no_progress):
     """Pre-train a ContextWM (or a baseline) world model on video shards."""
     if ctx.invoked_subcommand is not None:
         return
@@ -49,7 +52,7 @@ def cli(ctx, shards, out, preset, kind, steps, seed, device, compile_, batch_siz
 
     cfg = make_config(preset, kind, seed, steps=steps, batch_size=batch_size, seq_len=seq_len,
                       lr=lr, ckpt_every=ckpt_every, picture_every=picture_every,
-                      log_every=log_every, num_workers=workers)
+                      log_every=log_every, num_workers=workers, sample_by=sample_by)
     train(cfg, shards, out or f"runs/{kind}-{preset}", device=device, compile=compile_,
           progress=not no_progress, echo=click.echo)
 

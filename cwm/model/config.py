@@ -24,6 +24,7 @@ from cwm.values import MAX_SEED, check
 
 MODEL_KINDS = ("contextwm", "plain", "dreamerv2")
 PRESETS = ("paper", "small", "tiny")
+SAMPLE_BY = ("video", "segment")
 IMAGE_SIZE = 64
 
 
@@ -77,7 +78,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     observe_steps: int = 5       # open-loop pictures: frames observed before imagining
     num_workers: int = 2
-    shuffle_buffer: int = 500
+    shuffle_buffer: int = 500    # streamed (non-local) shards only
+    sample_by: str = "video"     # upstream: a uniform video, then a uniform window ("segment":
+                                 # every window of the data equally likely)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ def _validate(train: TrainConfig) -> None:
         check(f"--{name.replace('_', '-')}", getattr(train, name), low=0, low_open=True)
     check("weight_decay", train.weight_decay, low=0)
     check("--workers", train.num_workers, low=0, high=max_loader_workers(), integer=True)
+    if train.sample_by not in SAMPLE_BY:
+        raise UserError(f"--sample-by must be one of {', '.join(SAMPLE_BY)}, got {train.sample_by!r}")
 
 
 def format_config(cfg: RunConfig, n_params: int | None = None) -> str:

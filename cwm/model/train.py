@@ -174,7 +174,7 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
 
     loader = make_clip_loader(shards, batch_size=local_batch, seq_len=t.seq_len, train=True,
                               num_workers=t.num_workers, seed=data_seed(cfg.seed, start_step),
-                              shuffle_buffer=t.shuffle_buffer)
+                              shuffle_buffer=t.shuffle_buffer, sample_by=t.sample_by)
     net: torch.nn.Module = model
     if rt.distributed:
         net = DistributedDataParallel(

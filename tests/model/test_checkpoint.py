@@ -115,3 +115,13 @@ def test_failed_write_keeps_the_last_good_checkpoint(tmp_path):
     assert [s for s, _ in list_checkpoints(tmp_path)] == [1]
     assert not list((tmp_path / "checkpoints").glob("*.tmp"))
     load_checkpoint(good)
+
+
+def test_sample_by_reaches_the_config_and_bad_names_are_refused():
+    from cwm.errors import UserError
+    from cwm.model.config import make_config
+
+    assert make_config("tiny", "plain").train.sample_by == "video"          # upstream's draw
+    assert make_config("tiny", "plain", sample_by="segment").train.sample_by == "segment"
+    with pytest.raises(UserError, match="--sample-by must be one of video, segment"):
+        make_config("tiny", "plain", sample_by="frame")
