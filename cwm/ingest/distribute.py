@@ -1,11 +1,11 @@
-"""Where shard tasks run: an embedded dask LocalCluster (default), an existing dask scheduler,
-or inline in this process (for debugging and single-shard tests).
+"""Where ingest tasks run: an embedded dask LocalCluster (default), an existing dask scheduler,
+or inline in this process (for debugging and small tests).
 
-One task per shard, submitted with `pure=False` (pure=True would let dask de-duplicate calls
-that exist for their side effects) and `retries`. Tasks report each finished video as a dask
-event on a per-run topic, so the driver's video bar moves while a shard is still being written.
-A shard whose task still fails after its retries is reported, not raised: it has no stats file,
-so the next run redoes it.
+One `Executor` serves the whole run (probe batches, decode tasks, shard tasks), so the cluster
+starts once. Tasks are submitted with `pure=False` (pure=True would let dask de-duplicate calls
+that exist for their side effects) and `retries`. A task may report progress through its `emit`
+argument; on dask that is an event on a per-run topic, so the driver's bars move while a task is
+still running. A task that still fails after its retries is reported, not raised.
 """
 
 from __future__ import annotations
@@ -14,25 +14,21 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
+from typing import Callable
 
 import dask
 from distributed import Client, LocalCluster, as_completed, get_worker
 
 from cwm.errors import UserError
-from cwm.ingest.config import FrameOptions
-from cwm.ingest.plan import ShardSpec
-from cwm.ingest.progress import Progress
-from cwm.ingest.writer import write_shard
 
 INLINE = "inline"
 
 
 @dataclass
 class Outcome:
-    stats: list[dict] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)   # (shard name, reason)
-    workers: int = 0
+    results: list = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)   # (task name, reason)
 
 
 def available_cores() -> int:
@@ -42,72 +38,114 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _shard_task(spec: ShardSpec, opts: FrameOptions, out_dir: str, dataset: str,
-                topic: str) -> dict:
-    """Runs on a dask worker."""
+def _on_worker(fn: Callable, item, topic: str, kwargs: dict):
+    """Runs on a dask worker: `emit` becomes a dask event the driver subscribed to."""
     worker = get_worker()
-    return write_shard(spec, opts, out_dir, dataset,
-                       on_video=lambda status: worker.log_event(topic, status))
+    return fn(item, **kwargs, emit=lambda payload: worker.log_event(topic, payload))
 
 
-def _run_inline(specs, opts, out_dir, dataset, progress: Progress) -> Outcome:
-    outcome = Outcome(workers=1)
-    for spec in specs:
-        outcome.stats.append(write_shard(spec, opts, out_dir, dataset, on_video=progress.video))
-        progress.shard()
-    return outcome
+class Executor:
+    """`with Executor(scheduler, workers) as ex: ex.map(fn, items, names, ...)`."""
 
+    def __init__(self, scheduler: str | None, workers: int | None, client: Client | None = None):
+        self.scheduler = scheduler
+        self.requested = workers
+        self.client = client
+        self._own = client is None
+        self._cluster = None
 
-def _connect(scheduler: str | None, workers: int):
-    if scheduler:
-        try:
-            # dask's own setting, so DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s shortens it
-            return Client(scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect")), None
-        except (OSError, TimeoutError) as e:
-            raise UserError(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
-    # The workers' statistical profiler samples every thread each 10 ms; measured here it costs
-    # ~25% of a worker's CPU on this workload, and nobody looks at it without a dashboard.
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster), cluster
+    @property
+    def inline(self) -> bool:
+        return self.scheduler == INLINE and self.client is None
 
-
-def run_shards(specs: list[ShardSpec], opts: FrameOptions, out_dir: Path, dataset: str, *,
-               scheduler: str | None, workers: int | None, retries: int,
-               progress: Progress, client: Client | None = None) -> Outcome:
-    """Write every shard in `specs`; returns their stats and the shards that failed.
-
-    `client`: an already connected dask client to use (and leave open) instead of starting or
-    joining one from `scheduler`/`workers`.
-    """
-    if not specs:
-        return Outcome()
-    if scheduler == INLINE and client is None:
-        return _run_inline(specs, opts, str(out_dir), dataset, progress)
-    cluster = None
-    own_client = client is None
-    if own_client:
-        client, cluster = _connect(scheduler, min(workers or available_cores(), len(specs)))
-    topic = f"cwm-ingest-{uuid.uuid4().hex[:12]}"
-    outcome = Outcome()
-    try:
-        outcome.workers = len(client.scheduler_info().get("workers", {}))
-        client.subscribe_topic(topic, lambda event: progress.video(event[1]))
-        futures = client.map(_shard_task, specs, opts=opts, out_dir=str(out_dir),
-                             dataset=dataset, topic=topic, pure=False, retries=retries,
-                             key=[f"{topic}-{spec.name}" for spec in specs])
-        names = {f.key: spec.name for f, spec in zip(futures, specs)}
-        for future in as_completed(futures):
+    def start(self, cap: int | None = None) -> "Executor":
+        """Connect (or start the embedded cluster with at most `cap` workers)."""
+        if self.inline or self.client is not None:
+            return self
+        if self.scheduler:
             try:
-                outcome.stats.append(future.result())
-            except Exception as e:  # a shard that failed after its retries; reported, not raised
-                outcome.failed.append((names[future.key], f"{type(e).__name__}: {e}"))
-            progress.shard()
-    finally:
-        client.unsubscribe_topic(topic)
-        if own_client:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-    return outcome
+                # dask's own setting, so DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s shortens it
+                self.client = Client(self.scheduler,
+                                     timeout=dask.config.get("distributed.comm.timeouts.connect"))
+            except (OSError, TimeoutError) as e:
+                raise UserError(f"cannot reach the dask scheduler at {self.scheduler}: {e}") \
+                    from None
+            return self
+        n = self.requested or available_cores()
+        if cap is not None:
+            n = max(1, min(n, cap))
+        # The workers' statistical profiler samples every thread each 10 ms; measured here it
+        # costs ~25% of a worker's CPU on this workload, and nobody looks at it without a
+        # dashboard.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                         dashboard_address=None, silence_logs=logging.ERROR)
+        self.client = Client(self._cluster)
+        return self
+
+    @property
+    def started(self) -> bool:
+        return self.inline or self.client is not None
+
+    @property
+    def slots(self) -> int:
+        """Tasks that can run at once (worker threads)."""
+        if self.inline:
+            return 1
+        if self.client is None:
+            return self.requested or available_cores()
+        info = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(w.get("nthreads", 1) for w in info.values()))
+
+    @property
+    def workers(self) -> int:
+        if self.inline:
+            return 1
+        return len(self.client.scheduler_info().get("workers", {})) if self.client else 0
+
+    def map(self, fn: Callable, items: list, names: list[str], retries: int,
+            on_event: Callable | None = None, on_done: Callable | None = None,
+            **kwargs) -> Outcome:
+        """Run `fn(item, **kwargs, emit=...)` for every item; results in completion order."""
+        outcome = Outcome()
+        if not items:
+            return outcome
+        emit = on_event or (lambda payload: None)
+        if self.inline:
+            for item in items:
+                outcome.results.append(fn(item, **kwargs, emit=emit))
+                if on_done:
+                    on_done()
+            return outcome
+        self.start()
+        topic = f"cwm-ingest-{uuid.uuid4().hex[:12]}"
+        self.client.subscribe_topic(topic, lambda event: emit(event[1]))
+        try:
+            futures = self.client.map(partial(_on_worker, fn, topic=topic, kwargs=kwargs), items,
+                                      pure=False, retries=retries,
+                                      key=[f"{topic}-{name}" for name in names])
+            name_of = {f.key: name for f, name in zip(futures, names)}
+            for future in as_completed(futures):
+                try:
+                    outcome.results.append(future.result())
+                except Exception as e:  # a task that failed after its retries: reported
+                    outcome.failed.append((name_of[future.key], f"{type(e).__name__}: {e}"))
+                if on_done:
+                    on_done()
+        finally:
+            self.client.unsubscribe_topic(topic)
+        return outcome
+
+    def close(self) -> None:
+        if self._own and self.client is not None:
+            self.client.close()
+            self.client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

