@@ -9,7 +9,6 @@ from cwm.cli.shards import inspect_cmd, verify_cmd
 from cwm.ingest.config import (ASPECTS, DEFAULT_SHARD_BYTES, INTERPOLATIONS, PROBES, FrameOptions,
                                IngestConfig)
 from cwm.ingest.distribute import INLINE
-from cwm.ingest.run import ingest
 from cwm.ingest.sources.ssv2 import SPLITS
 from cwm.shards.format import STORAGES
 
@@ -104,6 +103,8 @@ def _run(dataset: str, source_options: dict, kw: dict) -> None:
         workers=kw["workers"],
         scheduler=kw["scheduler"], retries=kw["retries"], overwrite=kw["overwrite"],
         progress=kw["progress"])
+    from cwm.ingest.run import ingest   # here: `--help` does not import dask and PyAV
+
     summary = ingest(cfg, log=click.echo)
     if not summary.ok:
         raise click.exceptions.Exit(1)

@@ -11,18 +11,21 @@ still running. A task that still fails after its retries is reported, not raised
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
-import dask
-from distributed import Client, LocalCluster, as_completed, get_worker
-
 from cwm.errors import UserError
 
 INLINE = "inline"
+# Embedded workers are forked from this process (which has already imported everything a task
+# needs) instead of dask's default `spawn` (a fresh interpreter re-importing dask, av, numpy):
+# measured in bench/RESULTS.md (ingest start-up). A method set in dask's own configuration
+# (DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD) other than the default wins.
+START_METHOD = "fork"
 
 
 @dataclass
@@ -40,6 +43,8 @@ def available_cores() -> int:
 
 def _on_worker(fn: Callable, item, topic: str, kwargs: dict):
     """Runs on a dask worker: `emit` becomes a dask event the driver subscribed to."""
+    from distributed import get_worker
+
     worker = get_worker()
     return fn(item, **kwargs, emit=lambda payload: worker.log_event(topic, payload))
 
@@ -47,7 +52,7 @@ def _on_worker(fn: Callable, item, topic: str, kwargs: dict):
 class Executor:
     """`with Executor(scheduler, workers) as ex: ex.map(fn, items, names, ...)`."""
 
-    def __init__(self, scheduler: str | None, workers: int | None, client: Client | None = None):
+    def __init__(self, scheduler: str | None, workers: int | None, client=None):
         self.scheduler = scheduler
         self.requested = workers
         self.client = client
@@ -62,6 +67,9 @@ class Executor:
         """Connect (or start the embedded cluster with at most `cap` workers)."""
         if self.inline or self.client is not None:
             return self
+        import dask      # here, not at import: an inline run and `--help` never pay for dask
+        from distributed import Client, LocalCluster
+
         if self.scheduler:
             try:
                 # dask's own setting, so DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s shortens it
@@ -77,7 +85,11 @@ class Executor:
         # The workers' statistical profiler samples every thread each 10 ms; measured here it
         # costs ~25% of a worker's CPU on this workload, and nobody looks at it without a
         # dashboard.
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        settings = {"distributed.worker.profile.enabled": False}
+        if dask.config.get("distributed.worker.multiprocessing-method") == "spawn" \
+                and "fork" in multiprocessing.get_all_start_methods():
+            settings["distributed.worker.multiprocessing-method"] = START_METHOD
+        with dask.config.set(settings):
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                          dashboard_address=None, silence_logs=logging.ERROR)
         self.client = Client(self._cluster)
@@ -118,6 +130,8 @@ class Executor:
                     on_done()
             return outcome
         self.start()
+        from distributed import as_completed
+
         topic = f"cwm-ingest-{uuid.uuid4().hex[:12]}"
         self.client.subscribe_topic(topic, lambda event: emit(event[1]))
         try:

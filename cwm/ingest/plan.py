@@ -32,6 +32,7 @@ from cwm.shards.format import sanitize_id
 TASKS_PER_SLOT = 4         # tasks per worker: enough to even out estimate errors, few parts
 MIN_RANGE_SEGMENTS = 4     # a split range holds at least this many segments
 FRAME_COST = 88_000        # fixed per-frame cost in pixel equivalents (see module doc)
+WORK_PER_SECOND = 2725 * (FRAME_COST + 320 * 240)   # work one core does in a second (SPEC)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,13 @@ def estimate_segments(kept: int, opts: FrameOptions) -> int:
 def estimate_work(probe: Probe, item: VideoInput, opts: FrameOptions) -> float:
     decoded = estimate_kept(probe, opts) if item.is_frame_run else probe.frames
     return max(1, decoded) * (FRAME_COST + probe.width * probe.height)
+
+
+def core_seconds(items: list[VideoInput], probes: dict[str, Probe], opts: FrameOptions) -> float:
+    """Estimated single-core seconds of decoding all of `items` (`probes`: key_id -> Probe)."""
+    planned = assign_ids(items)[0]
+    return sum(estimate_work(probes[v.key_id], v.item, opts) for v in planned
+               if v.key_id in probes and not probes[v.key_id].error) / WORK_PER_SECOND
 
 
 def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions, share: float) -> list[Unit]:

@@ -30,8 +30,7 @@ from cwm.ingest.assemble import ERRORS_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, is_done
 from cwm.ingest.config import IngestConfig
 from cwm.ingest.distribute import Executor
 from cwm.ingest.layout import collect, layout
-from cwm.ingest.plan import Plan, assign_ids, estimate_segments, estimate_kept, make_plan, \
-    MIN_RANGE_SEGMENTS
+from cwm.ingest.plan import Plan, assign_ids, core_seconds, make_plan
 from cwm.ingest.probe import Probe, probe_batch
 from cwm.ingest.progress import Progress
 from cwm.ingest.report import INDEX_NAME, Summary, read_stats, write_index
@@ -40,6 +39,7 @@ from cwm.ingest.sources.base import resolve_src
 from cwm.ingest.writer import part_done, write_part
 
 PROBE_BATCH = 256            # inputs per probe task; lists longer than one batch probe on dask
+MIN_WORKER_SECONDS = 1.0     # estimated single-core seconds of work per embedded worker, at least
 
 CONFIG_NAME = "config.json"
 
@@ -159,10 +159,8 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
     started = time.perf_counter()
     probes = _probe(cfg, root, items, ex)
     if not ex.started:
-        # no more workers than there are pieces of work worth a task of their own
-        pieces = sum(max(1, estimate_segments(estimate_kept(p, cfg.frames), cfg.frames)
-                         // MIN_RANGE_SEGMENTS) for p in probes.values() if not p.error)
-        ex.start(cap=max(1, pieces))
+        # a worker costs ~0.5 CPU-s to start: none is started for less than a core-second of work
+        ex.start(cap=max(1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS)))
     plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
     fingerprint = cfg.fingerprint(plan.digest())
     _check_resume(out, cfg, fingerprint)
