@@ -159,8 +159,11 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
     started = time.perf_counter()
     probes = _probe(cfg, root, items, ex)
     if not ex.started:
-        # a worker costs ~0.5 CPU-s to start: none is started for less than a core-second of work
-        ex.start(cap=max(1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS)))
+        # By default (all cores), no worker is started for less than a core-second of work:
+        # each costs ~0.5 CPU-s to start. An explicit --workers is taken as given.
+        cap = None if cfg.workers else max(
+            1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS))
+        ex.start(cap=cap)
     plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
     fingerprint = cfg.fingerprint(plan.digest())
     _check_resume(out, cfg, fingerprint)
