@@ -12,7 +12,6 @@ with the reason, like a file that cannot be decoded; frame runs (still images) n
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -108,11 +107,3 @@ def probe_batch(root: str, items: list[VideoInput], timeout: float,
                 backend: str = "pyav") -> list[dict]:
     """One dask task's worth of probes (plain dicts: cheap to ship back)."""
     return [probe_input(Path(root), item, timeout, backend).to_dict() for item in items]
-
-
-def probes_from_json(rows: list[dict]) -> list[Probe]:
-    return [Probe(**row) for row in rows]
-
-
-def dumps(probes: list[Probe]) -> str:
-    return json.dumps([p.to_dict() for p in probes])
