@@ -4,17 +4,63 @@ Used for shards, stats files, checkpoints and replay chunks. The data goes to a 
 the same directory (same filesystem, so the final `os.replace` is atomic), is flushed and
 fsync'ed, and only then renamed. A kill -9 at any moment leaves either the old file or the new
 one, plus at worst a stray temporary that the next run ignores or removes.
+
+A write that fails because of the storage (full disk, quota, I/O error, read-only filesystem) is
+raised as `StorageError`: one line naming the file and the reason, which every command prints
+as `error: ...`. `storage_errors()` gives the same treatment to writers outside this module
+(append-only logs, TensorBoard, h5py). Whatever wraps the failure (torch's "unexpected pos",
+h5py's multi-line message), the errno underneath decides.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from pathlib import Path
 from typing import IO, Iterator
 
+from cwm.errors import UserError
+
 TMP_SUFFIX = ".tmp"
+# Failures of the place being written to, not of the program: full disk, quota, I/O error,
+# read-only filesystem, file too large, no permission.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG,
+                            errno.EACCES, errno.EPERM})
+
+
+class StorageError(UserError):
+    """A write failed for a reason of the storage, not of the program: full disk, I/O error..."""
+
+    def __init__(self, what: str | os.PathLike, reason: str):
+        super().__init__(f"cannot write {what}: {reason}")
+        self.what, self.reason = str(what), reason
+
+
+def storage_cause(e: BaseException | None) -> OSError | None:
+    """The storage-level OSError behind `e`: `e` itself or one in its cause/context chain."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+@contextlib.contextmanager
+def storage_errors(what: str | os.PathLike) -> Iterator[None]:
+    """Inside, a failure caused by the storage becomes `StorageError("cannot write WHAT: ...")`."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as e:
+        cause = storage_cause(e)
+        if cause is None:
+            raise
+        raise StorageError(what, os.strerror(cause.errno).lower()) from None
 
 
 def tmp_path_for(path: str | os.PathLike) -> Path:
@@ -42,10 +88,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     tmp = tmp_path_for(path)
     try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with storage_errors(path):
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -53,12 +100,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """`open()` for writing whose result appears under `path` only once complete."""
     if not any(m in mode for m in "wx"):
         raise ValueError("atomic_open is for writing")
     with atomic_path(path) as tmp:
-        with open(tmp, mode) as f:
+        with open(tmp, mode, **kwargs) as f:
             yield f
 
 

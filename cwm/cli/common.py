@@ -7,6 +7,7 @@ import sys
 import click
 
 from cwm.errors import UserError
+from cwm.values import MAX_SEED, check
 
 
 def run_cli(command: click.BaseCommand, argv: list[str] | None = None) -> None:
@@ -17,9 +18,11 @@ def run_cli(command: click.BaseCommand, argv: list[str] | None = None) -> None:
     their own `finally` blocks before the interrupt reaches here.
     """
     try:
-        command.main(args=argv, standalone_mode=False)
+        # Without standalone mode click *returns* the code of a `click.exceptions.Exit`
+        # instead of exiting with it: pass it on, or a failed run would exit 0.
+        code = command.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -32,6 +35,38 @@ def run_cli(command: click.BaseCommand, argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        sys.exit(code)
+
+
+class Number(click.ParamType):
+    """A number option checked by `cwm.values.check`: finite, of the right kind, in range.
+
+    `Number(float, low=0, low_open=True)` rejects nan, inf, 0 and negatives with one line.
+    """
+
+    def __init__(self, kind: type = float, **bounds):
+        self.kind = kind
+        self.bounds = bounds
+        self.name = "integer" if kind is int else "float"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, self.kind) or isinstance(value, bool):
+            try:
+                value = self.kind(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not {'an integer' if self.kind is int else 'a number'}",
+                          param, ctx)
+        try:
+            return check("", value, integer=self.kind is int, **self.bounds)
+        except UserError as e:
+            self.fail(str(e), param, ctx)
+
+
+POSITIVE_INT = Number(int, low=1)
+COUNT = Number(int, low=0)
+POSITIVE_FLOAT = Number(float, low=0, low_open=True)
+SEED = Number(int, low=0, high=MAX_SEED)
 
 
 def device_option():

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from cwm.cli.common import run_cli
+from cwm.cli.common import COUNT, POSITIVE_FLOAT, POSITIVE_INT, SEED, run_cli
 from cwm.cli.shards import inspect_cmd, verify_cmd
-from cwm.ingest.config import (ASPECTS, DEFAULT_SHARD_BYTES, INTERPOLATIONS, PROBES, FrameOptions,
-                               IngestConfig)
-from cwm.ingest.distribute import INLINE
+from cwm.ingest.config import (ASPECTS, DEFAULT_SHARD_BYTES, INLINE, INTERPOLATIONS, PROBES,
+                               FrameOptions, IngestConfig)
 from cwm.ingest.sources.ssv2 import SPLITS
+from cwm.signals import sigterm_as_interrupt
 from cwm.shards.format import STORAGES
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
@@ -27,7 +27,7 @@ class ByteSize(click.ParamType):
         number, unit = (text[:-1], text[-1]) if text[-1:] in "KMG" else (text, "")
         try:
             size = int(float(number) * _UNITS[unit])
-        except ValueError:
+        except (ValueError, OverflowError):
             self.fail(f"{value!r} is not a size like 64M or 1G", param, ctx)
         if size < 1:
             self.fail("must be > 0", param, ctx)
@@ -41,7 +41,7 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | No
         click.option("--src", type=click.Path(file_okay=False), default=None, help=src_help),
         click.option("--out", type=click.Path(file_okay=False), required=True,
                      help="Output directory for the shards (created; rerun to resume)."),
-        click.option("--workers", type=int, default=None,
+        click.option("--workers", type=POSITIVE_INT, default=None,
                      help="Worker processes of the embedded dask cluster. [default: all cores]"),
         click.option("--scheduler", default=None, metavar="ADDR",
                      help="Use an existing dask scheduler (tcp://host:8786) instead of an "
@@ -49,15 +49,15 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | No
                           f"'{INLINE}' runs in this process without dask."),
         click.option("--overwrite", is_flag=True,
                      help="Delete this dataset's shards in --out and redo them all."),
-        click.option("--segment-frames", type=int, default=50, show_default=True,
+        click.option("--segment-frames", type=POSITIVE_INT, default=50, show_default=True,
                      help="Frames per sample (segment)."),
-        click.option("--min-frames", type=int, default=25, show_default=True,
+        click.option("--min-frames", type=POSITIVE_INT, default=25, show_default=True,
                      help="Videos with fewer kept frames are skipped; a shorter tail is dropped."),
-        click.option("--every", type=int, default=every, show_default=True,
+        click.option("--every", type=POSITIVE_INT, default=every, show_default=True,
                      help="Keep every k-th source frame."),
-        click.option("--fps", type=float, default=None,
+        click.option("--fps", type=POSITIVE_FLOAT, default=None,
                      help="Resample to this frame rate by timestamps (overrides --every)."),
-        click.option("--skip-start", type=int, default=skip_start, show_default=True,
+        click.option("--skip-start", type=COUNT, default=skip_start, show_default=True,
                      help="Source frames dropped at the start of each video."),
         click.option("--aspect", type=click.Choice(ASPECTS), default="center-crop",
                      show_default=True, help="How non-square frames become 64x64."),
@@ -65,20 +65,20 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | No
                      show_default=True, help="swscale resize algorithm."),
         click.option("--storage", type=click.Choice(STORAGES), default="npy", show_default=True,
                      help="Frames as frames.npy (fast) or frames.mp4 (H.264, ~27x smaller)."),
-        click.option("--shard-samples", type=int, default=shard_samples,
+        click.option("--shard-samples", type=POSITIVE_INT, default=shard_samples,
                      show_default=shard_samples is not None,
                      help="Samples (segments) per shard; overrides --shard-bytes."),
         click.option("--shard-bytes", type=ByteSize(), default=DEFAULT_SHARD_BYTES,
                      help="Target shard size; segments of all inputs are dealt to shards in a "
                           "seeded random order. [default: 64M]"),
-        click.option("--shard-seed", type=int, default=0, show_default=True,
+        click.option("--shard-seed", type=SEED, default=0, show_default=True,
                      help="Seed of the order that deals segments to shards."),
         click.option("--probe", type=click.Choice(PROBES), default="pyav", show_default=True,
                      help="How inputs are probed for the work plan (ffprobe: ffmpeg-python)."),
         click.option("--prefix", default="", help="Shard name prefix. [default: dataset name]"),
-        click.option("--timeout", type=float, default=300.0, show_default=True,
+        click.option("--timeout", type=POSITIVE_FLOAT, default=300.0, show_default=True,
                      help="Seconds allowed to decode one input before it counts as failed."),
-        click.option("--retries", type=int, default=2, show_default=True,
+        click.option("--retries", type=COUNT, default=2, show_default=True,
                      help="Times dask retries a shard task that crashed."),
         click.option("--progress/--no-progress", default=True, show_default=True,
                      help="Progress bars on stderr."),
@@ -105,7 +105,8 @@ def _run(dataset: str, source_options: dict, kw: dict) -> None:
         progress=kw["progress"])
     from cwm.ingest.run import ingest   # here: `--help` does not import dask and PyAV
 
-    summary = ingest(cfg, log=click.echo)
+    with sigterm_as_interrupt():
+        summary = ingest(cfg, log=click.echo)
     if not summary.ok:
         raise click.exceptions.Exit(1)
 
@@ -138,9 +139,9 @@ def human36m_command(**kw):
 
 
 @cli.command("ytb-driving", short_help="YouTube driving (JPEG frame folders).")
-@click.option("--frame-rate", type=float, default=30.0, show_default=True,
+@click.option("--frame-rate", type=POSITIVE_FLOAT, default=30.0, show_default=True,
               help="Frames per second the JPEG numbering stands for (for --fps).")
-@click.option("--max-gap", type=int, default=1, show_default=True,
+@click.option("--max-gap", type=POSITIVE_INT, default=1, show_default=True,
               help="A jump in frame numbers larger than this starts a new run.")
 @_common_options(every=5, skip_start=100)
 def ytb_driving_command(frame_rate, max_gap, **kw):
@@ -157,15 +158,13 @@ def folder_command(**kw):
 
 
 @cli.command("synthetic", short_help="Generated demo videos, ingested like real ones.")
-@click.option("--videos", type=int, default=24, show_default=True,
+@click.option("--videos", type=POSITIVE_INT, default=24, show_default=True,
               help="How many videos to generate.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Generation seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Generation seed.")
 @_common_options(shard_samples=8, src_help="Where the generated videos are cached. "
                                         "Default: <out>/_synthetic.")
 def synthetic_command(videos, seed, **kw):
     """Generate real encoded videos of moving textured objects, then ingest them (demo)."""
-    if videos < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--videos")
     _run("synthetic", {"videos": videos, "seed": seed}, kw)
 
 

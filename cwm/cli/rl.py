@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from cwm.cli.common import device_option, run_cli
+from cwm.cli.common import COUNT, POSITIVE_INT, SEED, Number, device_option, run_cli
 from cwm.errors import UserError
 from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
 
@@ -32,23 +32,23 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
               help="Run directory (default runs/rl-<env>-<task>-<agent>-s<seed>); rerunning resumes.")
 @click.option("--preset", type=click.Choice(PRESETS), default=None,
               help="Settings preset (default: the paper protocol of the env family).")
-@click.option("--steps", type=int, default=None, help="Env frames to run (preset default).")
+@click.option("--steps", type=POSITIVE_INT, default=None, help="Env frames to run (preset default).")
 @click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
               help="A cwm-train checkpoint: encoder, context encoder, decoder and z-RSSM start from it.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--agent", type=click.Choice(AGENTS), default="contextwm", show_default=True)
 @click.option("--render", type=click.Choice(["default", "fast"]), default="default",
               show_default=True, help="fast: no shadows, reflections or MSAA (~10x faster on CPU).")
-@click.option("--envs", type=int, default=1, show_default=True,
+@click.option("--envs", type=Number(int, low=1, high=256), default=1, show_default=True,
               help="Parallel training envs, one process each.")
 @device_option()
 @click.option("--replay-from", default=None,
               help="Seed the replay with a local Minari dataset (id as namespace/name-v0).")
-@click.option("--prefill", type=int, default=None, help="Frames of random actions first.")
-@click.option("--eval-every", type=int, default=None, help="Frames between evaluations.")
-@click.option("--eval-episodes", type=int, default=None, help="Episodes per evaluation.")
-@click.option("--ckpt-every", type=int, default=None, help="Frames between checkpoints.")
-@click.option("--log-every", type=int, default=None, help="Frames between metric rows.")
+@click.option("--prefill", type=COUNT, default=None, help="Frames of random actions first.")
+@click.option("--eval-every", type=POSITIVE_INT, default=None, help="Frames between evaluations.")
+@click.option("--eval-episodes", type=POSITIVE_INT, default=None, help="Episodes per evaluation.")
+@click.option("--ckpt-every", type=POSITIVE_INT, default=None, help="Frames between checkpoints.")
+@click.option("--log-every", type=POSITIVE_INT, default=None, help="Frames between metric rows.")
 @click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Replace one setting of the run's config, named as the run prints it "
               "(sections learn, behavior, loop), e.g. --set behavior.actor_raw_bound=2; repeatable.")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import click
 
-from cwm.cli.common import device_option, run_cli
+from cwm.cli.common import POSITIVE_FLOAT, POSITIVE_INT, SEED, Number, device_option, run_cli
 from cwm.errors import UserError
-from cwm.model.config import MODEL_KINDS, PRESETS, make_config
+from cwm.model.config import MODEL_KINDS, PRESETS, make_config, max_loader_workers
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,17 +24,18 @@ from cwm.model.config import MODEL_KINDS, PRESETS, make_config
 @click.option("--preset", type=click.Choice(PRESETS), default="paper", show_default=True)
 @click.option("--model", "kind", type=click.Choice(MODEL_KINDS), default="contextwm",
               show_default=True)
-@click.option("--steps", type=int, default=None, help="Total gradient steps (preset default).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=POSITIVE_INT, default=None, help="Total gradient steps (preset default).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @device_option()
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the training step.")
-@click.option("--batch-size", type=int, default=None, help="Clips per step over all processes.")
-@click.option("--seq-len", type=int, default=None, help="Frames per clip.")
-@click.option("--lr", type=float, default=None, help="Adam learning rate.")
-@click.option("--ckpt-every", type=int, default=None, help="Steps between checkpoints.")
-@click.option("--picture-every", type=int, default=None, help="Steps between pictures.")
-@click.option("--log-every", type=int, default=None, help="Steps between metric lines.")
-@click.option("--workers", type=int, default=None, help="Data-loader worker processes.")
+@click.option("--batch-size", type=POSITIVE_INT, default=None, help="Clips per step over all processes.")
+@click.option("--seq-len", type=Number(int, low=2), default=None, help="Frames per clip.")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Adam learning rate.")
+@click.option("--ckpt-every", type=POSITIVE_INT, default=None, help="Steps between checkpoints.")
+@click.option("--picture-every", type=POSITIVE_INT, default=None, help="Steps between pictures.")
+@click.option("--log-every", type=POSITIVE_INT, default=None, help="Steps between metric lines.")
+@click.option("--workers", type=Number(int, low=0, high=max_loader_workers()), default=None,
+              help="Data-loader worker processes (at most 4 per core).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def cli(ctx, shards, out, preset, kind, steps, seed, device, compile_, batch_size, seq_len, lr,
@@ -56,17 +57,15 @@ def cli(ctx, shards, out, preset, kind, steps, seed, device, compile_, batch_siz
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--shards", required=True, help="Shard spec of the clips to predict.")
-@click.option("--clips", "n_clips", type=int, default=4, show_default=True)
+@click.option("--clips", "n_clips", type=POSITIVE_INT, default=4, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Where the pictures go (default RUN/pictures).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Selects the clip windows.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Selects the clip windows.")
 @device_option()
 def predict(run, shards, n_clips, out, seed, device):
     """Open-loop predictions and a compositional grid from RUN's newest checkpoint."""
     from cwm.model.train import predict as run_predict
 
-    if n_clips < 1:
-        raise UserError(f"--clips must be positive, got {n_clips}")
     for path in run_predict(run, shards, device=device, n_clips=n_clips, out_dir=out, seed=seed):
         click.echo(str(path))
 

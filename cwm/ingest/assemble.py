@@ -24,6 +24,7 @@ from cwm.ingest.writer import part_files
 STATS_SUFFIX = ".stats.json"
 ERRORS_SUFFIX = ".errors.jsonl"
 TAR_SUFFIX = ".tar"
+_STATS_INTS = ("videos", "ok", "failed", "skipped", "samples", "frames", "decoded_frames", "bytes")
 
 
 def shard_files(out_dir: Path, name: str) -> tuple[Path, Path, Path]:
@@ -32,9 +33,26 @@ def shard_files(out_dir: Path, name: str) -> tuple[Path, Path, Path]:
             out_dir / f"{name}{STATS_SUFFIX}")
 
 
-def is_done(out_dir: Path, name: str) -> bool:
+def done_stats(out_dir: Path, name: str) -> dict | None:
+    """The stats of shard `name` if it is done (tar and a readable stats file), else None.
+
+    A stats file that does not parse (damaged after the fact) means "not done": the shard is
+    written again, which replaces it, instead of blocking every rerun.
+    """
     tar, _, stats = shard_files(out_dir, name)
-    return stats.is_file() and tar.is_file()
+    if not (stats.is_file() and tar.is_file()):
+        return None
+    try:
+        found = json.loads(stats.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(found, dict) or not all(isinstance(found.get(k), int) for k in _STATS_INTS):
+        return None
+    return found
+
+
+def is_done(out_dir: Path, name: str) -> bool:
+    return done_stats(out_dir, name) is not None
 
 
 def write_shard(spec: ShardSpec, parts_dir: str | Path, out_dir: str | Path) -> dict:

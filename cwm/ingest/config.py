@@ -11,12 +11,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from cwm.errors import UserError
+from cwm.values import check
 from cwm.shards.format import FRAME_SIZE, STORAGES
 
 ASPECTS = ("center-crop", "squash", "pad")
+INLINE = "inline"                 # --scheduler inline: run tasks in this process, no dask
+_PREFIX = re.compile(r"[A-Za-z0-9_-]+")
+# dask addresses: [protocol://]host[:port], host a name, IPv4 or [IPv6]
+_SCHEDULER = re.compile(r"((tcp|tls|inproc|ucx|ws|wss)://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}/?")
 PROBES = ("pyav", "ffprobe")
 # 64 MiB: large enough that an object store's per-request latency (~20-100 ms) stays under ~10%
 # of a shard's transfer at ~100 MB/s, small enough that a dataset has many shards to spread over
@@ -42,6 +48,8 @@ class FrameOptions:
     timeout: float = 300.0         # seconds allowed to decode one input
 
     def __post_init__(self):
+        check("--fps", self.fps, low=0, low_open=True)
+        check("--timeout", self.timeout, low=0, low_open=True)
         checks = [
             (self.aspect in ASPECTS, f"aspect must be one of {', '.join(ASPECTS)}"),
             (self.storage in STORAGES, f"storage must be one of {', '.join(STORAGES)}"),
@@ -80,6 +88,12 @@ class IngestConfig:
     progress: bool = True
 
     def __post_init__(self):
+        if self.prefix and not _PREFIX.fullmatch(self.prefix):
+            raise UserError(f"--prefix {self.prefix!r} must be a plain name of letters, digits, "
+                            f"'_' and '-' (shards are written inside --out)")
+        if self.scheduler and self.scheduler != INLINE and not _SCHEDULER.fullmatch(self.scheduler):
+            raise UserError(f"--scheduler {self.scheduler!r} is not a dask scheduler address: use "
+                            f"tcp://HOST:PORT (or another dask protocol), HOST:PORT, or {INLINE!r}")
         if self.shard_samples is not None and self.shard_samples < 1:
             raise UserError("--shard-samples must be >= 1")
         if self.shard_bytes < 1:

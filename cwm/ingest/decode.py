@@ -121,6 +121,9 @@ def check_regular_file(path: Path) -> None:
     except OSError as e:
         raise InputError(f"cannot stat: {e.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise InputError("directory cannot be read (permission denied): its videos were "
+                             "not listed")
         raise InputError("is a directory, not a video file")
     if not stat.S_ISREG(st.st_mode):
         raise InputError("not a regular file (FIFO, socket or device)")

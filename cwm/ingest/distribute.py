@@ -10,22 +10,18 @@ still running. A task that still fails after its retries is reported, not raised
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import multiprocessing
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
 from cwm.errors import UserError
-
-INLINE = "inline"
-# Embedded workers are forked from this process (which has already imported everything a task
-# needs) instead of dask's default `spawn` (a fresh interpreter re-importing dask, av, numpy):
-# measured in bench/RESULTS.md (ingest start-up). A method set in dask's own configuration
-# (DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD) other than the default wins.
-START_METHOD = "fork"
+from cwm.ingest.config import INLINE
+from cwm.signals import interrupts_deferred, spawning_children
 
 
 @dataclass
@@ -47,6 +43,22 @@ def _on_worker(fn: Callable, item, topic: str, kwargs: dict):
 
     worker = get_worker()
     return fn(item, **kwargs, emit=lambda payload: worker.log_event(topic, payload))
+
+
+def _wait_for_spawn(n: int, timeout: float = 60.0) -> None:
+    """Until `n` worker processes of ours exist (they have exec'd: their signal state is set)."""
+    import psutil
+
+    me = psutil.Process()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spawned = 0
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                spawned += any("spawn_main" in part for part in child.cmdline())
+        if spawned >= n:
+            return
+        time.sleep(0.02)
 
 
 class Executor:
@@ -84,15 +96,24 @@ class Executor:
             n = max(1, min(n, cap))
         # The workers' statistical profiler samples every thread each 10 ms; measured here it
         # costs ~25% of a worker's CPU on this workload, and nobody looks at it without a
-        # dashboard.
-        settings = {"distributed.worker.profile.enabled": False}
-        if dask.config.get("distributed.worker.multiprocessing-method") == "spawn" \
-                and "fork" in multiprocessing.get_all_start_methods():
-            settings["distributed.worker.multiprocessing-method"] = START_METHOD
-        with dask.config.set(settings):
-            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=logging.ERROR)
-        self.client = Client(self._cluster)
+        # dashboard. Ctrl-C reaches the whole process group: the workers are spawned ignoring
+        # it, and this process shuts them down, instead of each dying mid-task with a traceback
+        # of its own. A Ctrl-C or SIGTERM during the start-up takes effect once the cluster is
+        # up (dask cannot be interrupted half way through starting and still close cleanly).
+        try:
+            with interrupts_deferred():
+                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                    self._cluster = LocalCluster(n_workers=0, threads_per_worker=1,
+                                                 processes=True, dashboard_address=None,
+                                                 silence_logs=logging.ERROR)
+                with spawning_children():
+                    self._cluster.scale(n)
+                    _wait_for_spawn(n)
+                self.client = Client(self._cluster)
+                self.client.wait_for_workers(n)
+        except BaseException:
+            self.close()
+            raise
         return self
 
     @property

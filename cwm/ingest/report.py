@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from cwm.atomic import write_json
-from cwm.ingest.assemble import shard_files
+from cwm.ingest.assemble import done_stats
 from cwm.ingest.layout import ShardSpec
 from cwm.ingest.plan import Plan
 
@@ -20,9 +19,9 @@ def read_stats(out_dir: Path, shards: list[ShardSpec]) -> dict[str, dict]:
     """Shard name -> stats, for every laid-out shard that is done."""
     found = {}
     for spec in shards:
-        tar, _, stats = shard_files(out_dir, spec.name)
-        if stats.is_file() and tar.is_file():
-            found[spec.name] = json.loads(stats.read_text())
+        stats = done_stats(out_dir, spec.name)
+        if stats is not None:
+            found[spec.name] = stats
     return found
 
 

@@ -37,6 +37,7 @@ from cwm.ingest.report import INDEX_NAME, Summary, read_stats, write_index
 from cwm.ingest.sources import ADAPTERS, synthetic
 from cwm.ingest.sources.base import resolve_src
 from cwm.ingest.writer import part_done, write_part
+from cwm.locks import locked_dir
 
 PROBE_BATCH = 256            # inputs per probe task; lists longer than one batch probe on dask
 MIN_WORKER_SECONDS = 1.0     # estimated single-core seconds of work per embedded worker, at least
@@ -82,14 +83,33 @@ def _what_we_look_for(dataset: str) -> str:
     }.get(dataset, "looked for *.mp4, *.webm, *.mkv, *.avi, *.mov in the whole tree")
 
 
+def _read_json(path: Path) -> dict | None:
+    """The JSON object in `path`; None when it does not parse (damaged) or is not an object."""
+    try:
+        found = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def _check_resume(out: Path, cfg: IngestConfig, fingerprint: str) -> None:
     path = out / CONFIG_NAME
     if not path.is_file() or cfg.overwrite:
         return
-    try:
-        saved = json.loads(path.read_text())
-    except ValueError:
-        saved = {}
+    saved = _read_json(path)
+    if saved is None:
+        # Damaged after the fact (it is written atomically). The index, written at the end of a
+        # run, records the same fingerprint: when it matches, the finished shards are this run's.
+        index = _read_json(out / INDEX_NAME) or {}
+        done = sum(is_done(out, p.name.removesuffix(STATS_SUFFIX))
+                   for p in out.glob(f"{cfg.shard_prefix}-*{STATS_SUFFIX}"))
+        parts = parts_dir_for(out, cfg.shard_prefix)
+        done += len(list(parts.glob("*.json"))) if parts.is_dir() else 0
+        if index.get("fingerprint") == fingerprint or done == 0:
+            return                      # config.json is rewritten from this run's settings
+        raise UserError(f"{path} is damaged and no {INDEX_NAME} confirms the settings of the "
+                        f"{done} finished shard(s) or part(s): restore it from a backup to "
+                        f"resume, or pass --overwrite to redo them")
     if saved.get("stage") != "ingest":
         raise UserError(f"{path} exists and is not from cwm-ingest; choose another --out")
     if saved.get("fingerprint") != fingerprint:
@@ -146,13 +166,17 @@ def _probe(cfg: IngestConfig, root: Path, items: list, ex: Executor) -> dict[str
 
 
 def ingest(cfg: IngestConfig, log: Callable[[str], None] = print) -> Summary:
-    """Run the ingest described by `cfg`; returns the summary (also printed through `log`)."""
+    """Run the ingest described by `cfg`; returns the summary (also printed through `log`).
+
+    The run owns `out` while it runs (`cwm.locks`): a second ingest into it fails at once.
+    """
     out = prepare_out(cfg.out)
-    root = source_root(cfg, out)
-    cfg = dataclasses.replace(cfg, src=str(root), out=str(out))
-    items = list_inputs(cfg, root)
-    with Executor(cfg.scheduler, cfg.workers) as ex:
-        return _ingest(cfg, out, root, items, ex, log)
+    with locked_dir(out, "cwm-ingest"):
+        root = source_root(cfg, out)
+        cfg = dataclasses.replace(cfg, src=str(root), out=str(out))
+        items = list_inputs(cfg, root)
+        with Executor(cfg.scheduler, cfg.workers) as ex:
+            return _ingest(cfg, out, root, items, ex, log)
 
 
 def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
@@ -198,6 +222,12 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
         decoded = ex.map(_decode_task, todo, [t.name for t in todo], cfg.retries,
                          on_event=progress.video, on_done=progress.shard, opts=cfg.frames,
                          parts_dir=str(parts_dir), dataset=cfg.dataset)
+    except KeyboardInterrupt:
+        progress.close()
+        done = sum(part_done(parts_dir, t.name) for t in plan.tasks)
+        log(f"interrupted: {done}/{len(plan.tasks)} decode tasks done; rerun the same command "
+            f"to resume")
+        raise
     finally:
         progress.close()
     info = {"dataset": cfg.dataset, "prefix": cfg.shard_prefix, "size": cfg.frames.size,
@@ -211,8 +241,13 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
     shards = layout(collect(plan, parts_dir, cfg.frames.min_frames), cfg.shard_prefix,
                     cfg.shard_samples, cfg.shard_bytes, cfg.shard_seed)
     pending = [s for s in shards if not is_done(out, s.name)]
-    written = ex.map(_shard_task, pending, [s.name for s in pending], cfg.retries,
-                     parts_dir=str(parts_dir), out_dir=str(out))
+    try:
+        written = ex.map(_shard_task, pending, [s.name for s in pending], cfg.retries,
+                         parts_dir=str(parts_dir), out_dir=str(out))
+    except KeyboardInterrupt:
+        done = sum(is_done(out, s.name) for s in shards)
+        log(f"interrupted: {done}/{len(shards)} shards done; rerun the same command to resume")
+        raise
     stats = read_stats(out, shards)
     index = write_index(out, plan, shards, stats, info)
     if index["complete"]:

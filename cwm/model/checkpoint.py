@@ -19,13 +19,12 @@ rename), so a crash or a full disk leaves the previous checkpoints as they were.
 
 from __future__ import annotations
 
-import errno
 import re
 from pathlib import Path
 
 import torch
 
-from cwm.atomic import atomic_path, remove_stale_tmp
+from cwm.atomic import StorageError, atomic_open, remove_stale_tmp, storage_errors
 from cwm.errors import UserError
 from cwm.model.config import RunConfig
 from cwm.model.world_model import WorldModel
@@ -65,6 +64,17 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def save_atomic(obj: dict, path: str | Path) -> Path:
+    """`torch.save` under a temporary name, renamed when complete; storage failures -> `StorageError`."""
+    path = Path(path)
+    with storage_errors(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # Through a Python file object, torch's "unexpected pos" carries the errno underneath.
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
+    return path
+
+
 def save_checkpoint(path: str | Path, *, cfg: RunConfig, step: int, model: WorldModel,
                     optimizer: torch.optim.Optimizer | None, data: dict) -> Path:
     """Write a checkpoint atomically. A write failure (full disk, ...) -> `UserError`, old files intact."""
@@ -82,33 +92,43 @@ def save_checkpoint(path: str | Path, *, cfg: RunConfig, step: int, model: World
         "data": dict(data),
     }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save(ckpt, tmp)
-    except (OSError, RuntimeError) as e:
-        reason = "no space left on device" if _is_disk_full(e) else str(e).splitlines()[0]
+        save_atomic(ckpt, path)
+    except StorageError as e:
         previous = [p for _, p in list_checkpoints(path.parent.parent) if p != path]
         keep = f"; the last good checkpoint is {previous[-1]}" if previous else ""
-        raise UserError(f"cannot write checkpoint {path}: {reason}{keep}") from None
+        raise StorageError(f"checkpoint {path}", e.reason + keep) from None
     return path
 
 
-def _is_disk_full(e: BaseException) -> bool:
-    return getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or \
-        "No space left" in str(e) or "file write failed" in str(e)
+def safe_load(path: str | Path, map_location: str | torch.device = "cpu", *,
+              resuming: bool = False) -> object:
+    """`torch.load(weights_only=True)` whose failures are one line.
+
+    Never passes on torch's advice to retry with `weights_only=False`: for a file that holds
+    more than tensors and plain data that would run whatever the file's author wrote.
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged or foreign file
+        text = str(e).strip()
+        if "Weights only load failed" in text:
+            reason = "it holds objects other than tensors and plain data, refused: loading them could run code"
+        else:
+            reason = (text.splitlines() or [type(e).__name__])[0][:200]
+        hint = "; delete it to resume from an earlier one" if resuming else ""
+        raise UserError(f"checkpoint {path} is unreadable ({reason}){hint}") from None
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read and sanity-check a checkpoint written by `save_checkpoint`; problems -> `UserError`."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    resuming: bool = False) -> dict:
+    """Read and sanity-check a checkpoint written by `save_checkpoint`; problems -> `UserError`.
+
+    `resuming`: the file is a run's own latest checkpoint (the message then says how to go on).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged or foreign file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"checkpoint {path} is unreadable ({first[:200]}); delete it to resume "
-                        f"from an earlier one") from None
+    ckpt = safe_load(path, map_location, resuming=resuming)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise UserError(f"{path} is not a cwm-train checkpoint (kind {kind!r})")

@@ -16,9 +16,11 @@ cross-attention decoder), `plain` (the same ResNet world model without context) 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from cwm.errors import UserError
+from cwm.values import MAX_SEED, check
 
 MODEL_KINDS = ("contextwm", "plain", "dreamerv2")
 PRESETS = ("paper", "small", "tiny")
@@ -125,19 +127,24 @@ def make_config(preset: str = "paper", kind: str = "contextwm", seed: int = 0,
         raise UserError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
     train = dataclasses.replace(train, **overrides)
     _validate(train)
+    check("--seed", seed, low=0, high=MAX_SEED, integer=True)
     return RunConfig(preset=preset, model=model, train=train, seed=seed)
 
 
+def max_loader_workers() -> int:
+    """At most 4 data-loader workers per core: each one reserves shared-memory batch slots."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def _validate(train: TrainConfig) -> None:
-    positive = ("steps", "batch_size", "seq_len", "log_every", "ckpt_every", "picture_every",
-                "keep_checkpoints")
-    for name in positive:
-        if getattr(train, name) <= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(train, name)}")
-    if train.seq_len < 2:
-        raise UserError("--seq-len must be at least 2")
-    if train.lr <= 0:
-        raise UserError(f"--lr must be positive, got {train.lr}")
+    for name in ("steps", "batch_size", "log_every", "ckpt_every", "picture_every",
+                 "keep_checkpoints", "observe_steps", "shuffle_buffer"):
+        check(f"--{name.replace('_', '-')}", getattr(train, name), low=1, integer=True)
+    check("--seq-len", train.seq_len, low=2, integer=True)
+    for name in ("lr", "adam_eps", "grad_clip"):
+        check(f"--{name.replace('_', '-')}", getattr(train, name), low=0, low_open=True)
+    check("weight_decay", train.weight_decay, low=0)
+    check("--workers", train.num_workers, low=0, high=max_loader_workers(), integer=True)
 
 
 def format_config(cfg: RunConfig, n_params: int | None = None) -> str:

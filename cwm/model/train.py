@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from cwm.atomic import write_json
 from cwm.errors import UserError
+from cwm.locks import DirLock
 from cwm.model.checkpoint import (check_compatible, checkpoint_path, latest_checkpoint,
                                   load_checkpoint, prune_checkpoints, save_checkpoint,
                                   set_rng_state)
@@ -105,7 +106,10 @@ def train(cfg: RunConfig, shards: str, run_dir: str | Path, *, device: str = "au
 
     resolve_spec(shards)  # a bad or empty spec fails here, before anything is written
     rt = setup_runtime(device)
+    lock = None
     try:
+        # One job per run directory: its rank 0 owns it (other ranks write nothing there).
+        lock = DirLock(run_dir, "cwm-train") if rt.is_main else None
         summary = _train(cfg, shards, Path(run_dir), rt, compile, progress, echo, make_clip_loader)
         # Every rank finishes before any tears the group down: a gloo rank whose peer destroys
         # the group while its own last collective is still in flight can abort at exit.
@@ -113,6 +117,8 @@ def train(cfg: RunConfig, shards: str, run_dir: str | Path, *, device: str = "au
         rt.barrier()
         return summary
     finally:
+        if lock is not None:
+            lock.release()
         teardown_runtime(rt)
 
 
@@ -126,7 +132,7 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
 
     ckpt, ckpt_path = None, latest_checkpoint(run_dir)
     if ckpt_path is not None:
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = load_checkpoint(ckpt_path, resuming=True)
         check_compatible(ckpt, cfg, ckpt_path)
 
     torch.manual_seed(cfg.seed)

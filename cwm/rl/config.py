@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from cwm.errors import UserError
 from cwm.model.config import ModelConfig, make_config as make_model_config
 from cwm.rl.envs.registry import FAMILIES
+from cwm.values import MAX_SEED, check
 
 PRESETS = ("metaworld", "dmc", "small", "tiny")
 AGENTS = ("contextwm", "plain", "dreamerv2")
@@ -240,6 +241,17 @@ def validate(cfg: RLConfig) -> None:
         raise UserError("behavior needs horizon >= 1, 0 < discount <= 1 and 0 <= lambda_ <= 1")
     if behavior.actor_min_std <= 0 or behavior.actor_raw_bound < 0:
         raise UserError("behavior.actor_min_std must be positive and actor_raw_bound non-negative")
+    for section in (learn, behavior, loop):      # every number finite; rates and clips > 0
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                positive = f.name.endswith(("lr", "adam_eps", "grad_clip"))
+                check(f.name, value, low=0 if positive else None, low_open=positive)
+    check("seed", cfg.seed, low=0, high=MAX_SEED, integer=True)
+    if learn.weight_decay < 0 or behavior.actor_entropy < 0 \
+            or not 0 <= learn.context_erase_prob <= 1:
+        raise UserError("learn.weight_decay and behavior.actor_entropy must be non-negative and "
+                        "learn.context_erase_prob in [0, 1]")
     if learn.free_nats < 0 or learn.intrinsic_scale < 0:
         raise UserError("learn.free_nats and learn.intrinsic_scale must be non-negative")
     if cfg.agent == "dreamerv2" and (learn.intrinsic_scale > 0 or learn.s_posterior_embed):
@@ -267,9 +279,12 @@ def _parse_value(key: str, text: str, current):
             if text.lower() not in _TRUE | _FALSE:
                 raise ValueError
             return text.lower() in _TRUE
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise UserError(f"--set {key}={text}: expected {kind.__name__}") from None
+    if kind in (int, float):
+        check(f"--set {key}", value, integer=kind is int)     # finite (nan, inf refused)
+    return value
 
 
 def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLConfig:

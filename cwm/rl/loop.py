@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from cwm.atomic import atomic_path, remove_stale_tmp, write_json
 from cwm.errors import UserError
+from cwm.model.checkpoint import safe_load, save_atomic
 from cwm.model.metrics import MetricsLogger, read_metrics
 from cwm.model.pictures import save_gif
 from cwm.rl.agent import Agent, count_parameters, make_agent
@@ -112,12 +113,7 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def load_rl_checkpoint(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged or foreign file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"checkpoint {path} is unreadable ({first[:200]}); delete it to resume "
-                        f"from an earlier one") from None
+    ckpt = safe_load(path, resuming=True)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         raise UserError(f"{path} is not a cwm-rl checkpoint")
     if ckpt.get("format") != FORMAT_VERSION:
@@ -336,13 +332,7 @@ class Run:
             "replay": self.replay.state_dict(),
             "replay_steps": len(self.replay),
         }
-        path = self.run_dir / "checkpoints" / f"rl-{steps:010d}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with atomic_path(path) as tmp:
-                torch.save(ckpt, tmp)
-        except (OSError, RuntimeError) as e:
-            raise UserError(f"cannot write checkpoint {path}: {str(e).splitlines()[0]}") from None
+        path = save_atomic(ckpt, self.run_dir / "checkpoints" / f"rl-{steps:010d}.pt")
         for _, old in list_checkpoints(self.run_dir)[:-self.cfg.loop.keep_checkpoints]:
             old.unlink(missing_ok=True)
         remove_stale_tmp(path.parent)

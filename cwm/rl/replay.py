@@ -24,7 +24,6 @@ even after kill -9).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import warnings
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 
 from cwm.atomic import atomic_path, remove_stale_tmp
 from cwm.errors import UserError
+from cwm.locks import DirLock
 
 FORMAT = "cwm-replay-1"
 # dtypes of the standard keys; other keys keep the dtype they arrive with.
@@ -119,8 +119,7 @@ class Replay:
         self.prioritize_ends = prioritize_ends
         self.compression = compression
         self._rng = np.random.default_rng(seed)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = self._acquire_lock()
+        self._lock: DirLock | None = DirLock(self.directory, "replay writer")
         self._chunks: dict[int, Chunk] = {}  # by seq, oldest first
         self._succ: dict[int, int] = {}  # seq -> seq of the chunk that continues it
         self._pending: dict[int, dict[str, list]] = {}  # worker -> key -> steps not yet on disk
@@ -133,15 +132,6 @@ class Replay:
         self._load(discard_after)
 
     # Opening ---------------------------------------------------------------------------------
-    def _acquire_lock(self) -> int:
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UserError(f"replay directory {self.directory} is in use by another process") from None
-        return fd
-
     def _load(self, discard_after: int | None) -> None:
         # The lock guarantees no live writer, so every temporary here is a killed writer's.
         remove_stale_tmp(self.directory, "*.h5.*")
@@ -331,7 +321,7 @@ class Replay:
         if self._lock is None:
             return
         self.flush()
-        os.close(self._lock)
+        self._lock.release()
         self._lock = None
 
     def __enter__(self) -> "Replay":

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cwm.atomic import atomic_open, atomic_path
 from cwm.errors import UserError
+from cwm.model.metrics import read_metrics
 
 METRICS = {"metaworld": "eval_success", "dmc": "eval_return", "dmcr": "eval_return"}
 _REFERENCE_FILES = {"metaworld": ("apv_metaworld_success.csv", "success"),
@@ -79,17 +81,18 @@ def load_run(path: str | Path) -> RunCurve:
     cfg_file, metrics_file = path / "config.json", path / "metrics.jsonl"
     if not cfg_file.is_file() or not metrics_file.is_file():
         raise UserError(f"{path} is not a cwm-rl run directory (needs config.json and metrics.jsonl)")
-    cfg = json.loads(cfg_file.read_text())
+    try:
+        cfg = json.loads(cfg_file.read_bytes())
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{cfg_file} is damaged ({str(e).splitlines()[0][:100]})") from None
+    if not isinstance(cfg, dict):
+        raise UserError(f"{cfg_file} is damaged (not a JSON object)")
     env = cfg.get("env")
     if env not in METRICS:
         raise UserError(f"{path}: config.json names no known env ({env!r})")
     metric = METRICS[env]
     points: dict[int, float] = {}
-    for line in metrics_file.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill; every complete line before it is kept
+    for row in read_metrics(metrics_file):     # lines cut short by a kill are skipped
         if metric in row and "step" in row:
             points[int(row["step"])] = float(row[metric])
     steps = np.array(sorted(points), dtype=np.int64)
@@ -158,12 +161,13 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "report.csv", "md": out / "report.md", "png": out / "curves.png"}
     fields = list(Row.__dataclass_fields__)
-    with open(paths["csv"], "w", newline="") as f:
+    with atomic_open(paths["csv"], "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(fields)
         for r in rows:
             writer.writerow([getattr(r, k) for k in fields])
-    paths["md"].write_text(_markdown(rows, baselines, baseline_episodes))
+    with atomic_open(paths["md"], "w") as f:
+        f.write(_markdown(rows, baselines, baseline_episodes))
     _plot(runs, rows, baselines, paths["png"])
     return paths
 
@@ -218,5 +222,6 @@ def _plot(runs: list[RunCurve], rows: list[Row],
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -108,4 +108,8 @@ def decode_frames(sample: dict) -> np.ndarray:
 
 def decode_meta(sample: dict) -> dict:
     raw = sample.get("meta.json")
-    return json.loads(raw) if raw else {}
+    try:
+        return json.loads(raw) if raw else {}
+    except RecursionError:
+        # json recurses once per nesting level: a hostile meta.json must not crash the reader
+        raise ValueError("meta.json is nested too deeply") from None

@@ -114,6 +114,9 @@ def write_contact_sheet(rows: list[np.ndarray], path: str | Path, gap: int = 2) 
         Image.fromarray(canvas).save(tmp, format="PNG")
 
 
+MAX_SHARD_LINES = 20
+
+
 def format_report(report: InspectReport) -> str:
     """Human-readable summary: one line per dataset, the mix, and what was skipped."""
     lines = []
@@ -134,4 +137,9 @@ def format_report(report: InspectReport) -> str:
                "pickle members": s.pickle_members}
     if any(skipped.values()):
         lines.append("skipped: " + ", ".join(f"{v} {k}" for k, v in skipped.items() if v))
+    per_shard = s.problem_lines()
+    for line in per_shard[:MAX_SHARD_LINES]:
+        lines.append(f"  {line}")
+    if len(per_shard) > MAX_SHARD_LINES:
+        lines.append(f"  ... and {len(per_shard) - MAX_SHARD_LINES} more shards with problems")
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import numpy as np
 
 from cwm.shards.format import FRAME_SIZE, decode_meta
 from cwm.shards.frames import sample_frames
-from cwm.shards.tarstream import ReadStats, warn
+from cwm.shards.tarstream import ReadStats
 
 
 @dataclass
@@ -57,8 +57,7 @@ def to_clip(sample: dict, seq_len: int, rng: random.Random | None, seed: int,
     # A sample is data: whatever its decoders raise (npy header, json, ffmpeg) means "bad sample",
     # never a crashed training run.
     except Exception as e:  # noqa: BLE001
-        stats.bad_samples += 1
-        warn(f"{sample.get('__url__')}: skipped sample {key!r}: {e} ({stats.bad_samples} so far)")
+        stats.problem(str(sample.get("__url__")), "bad_samples", f"skipped sample {key!r}: {e}")
         return None
     length = frames.shape[0]
     if length < seq_len:

@@ -29,7 +29,7 @@ import mmap
 import os
 import tarfile
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable, Iterator
 
 
@@ -41,9 +41,18 @@ class ShardWarning(UserWarning):
     """Something in a shard was skipped (unsafe member, damaged tar, unusable sample)."""
 
 
+# The one channel for data problems: each kind of problem is warned about at most this many times
+# per shard (and process), then once more to say the rest are only counted. A shard of 100,000
+# bad members must not write 100,000 lines (nor fill the warnings registry with unique messages).
+WARNINGS_PER_KIND = 3
+
+
 @dataclass
 class ReadStats:
-    """What this process skipped while reading; printed by inspect/verify, named in warnings."""
+    """What this process skipped while reading; printed by inspect/verify, named in warnings.
+
+    `per_shard[url][kind]` counts each problem kind (a field name below) per shard.
+    """
 
     shards: int = 0
     samples: int = 0
@@ -53,13 +62,26 @@ class ReadStats:
     pickle_members: int = 0
     bad_samples: int = 0
     short_samples: int = 0
+    per_shard: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """The totals (without the per-shard breakdown)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "per_shard"}
 
+    def problem(self, url: str, kind: str, message: str) -> None:
+        """Count one problem of `kind` in shard `url`; warn only the first few of each kind."""
+        setattr(self, kind, getattr(self, kind) + 1)
+        counts = self.per_shard.setdefault(url, {})
+        n = counts[kind] = counts.get(kind, 0) + 1
+        if n == WARNINGS_PER_KIND + 1:
+            message = f"further {kind.replace('_', ' ')} of this shard are counted, not shown"
+        if n <= WARNINGS_PER_KIND + 1:
+            warnings.warn(f"{url}: {message}", ShardWarning, stacklevel=2)
 
-def warn(message: str) -> None:
-    warnings.warn(message, ShardWarning, stacklevel=2)
+    def problem_lines(self) -> list[str]:
+        """One line per shard with problems: `url: 3 bad samples, 1 damaged shards`."""
+        return [f"{url}: " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in kinds.items())
+                for url, kinds in self.per_shard.items()]
 
 
 def _is_unsafe(name: str) -> bool:
@@ -97,7 +119,14 @@ def _tarfile_members(url: str) -> Iterator[Member]:
         from webdataset.gopen import gopen
         tar = tarfile.open(fileobj=gopen(url, "rb"), mode="r|*")
     with tar:
+        last = -1
         for member in tar:
+            # tarfile follows a negative pax size back to an earlier header and loops forever:
+            # a member that does not start after the previous one means the tar is damaged.
+            if member.offset <= last or member.size < 0:
+                raise DamagedTar(f"member {member.name!r} at byte {member.offset} does not "
+                                 f"follow the previous one")
+            last = member.offset
             kind = "file" if member.isfile() else "dir" if member.isdir() else "other"
             yield member.name, kind, lambda m=member: tar.extractfile(m).read()
 
@@ -107,6 +136,8 @@ def _nts(field: bytes) -> str:
 
 
 def _number(field: bytes) -> int:
+    if field[0] == 0xFF:                       # GNU base-256, negative
+        raise DamagedTar(f"negative number field {bytes(field)!r}")
     if field[0] & 0x80:                        # GNU base-256 (sizes of 8 GiB and more)
         return int.from_bytes(field[1:], "big")
     text = field.split(b"\0", 1)[0].strip()
@@ -156,6 +187,10 @@ def _mapped_members(path: str) -> Iterator[Member]:
             name = _nts(header[345:500]) + "/" + name
         if "size" in pax:
             size = int(pax["size"])
+        if size < 0:
+            # A negative size would send the reader back to an earlier header, forever (Python's
+            # tarfile loops on such a file): every header must move the position forward.
+            raise DamagedTar(f"negative member size {size} at byte {pos}")
         start, pos = pos + _BLOCK, pos + _BLOCK + (size + _BLOCK - 1) // _BLOCK * _BLOCK
         if start + size > end:
             raise DamagedTar(f"member {name!r} truncated ({end - start} of {size} bytes)")
@@ -193,15 +228,12 @@ def iter_samples(url: str, stats: ReadStats) -> Iterator[dict]:
             if kind == "dir":
                 continue
             if kind != "file" or _is_unsafe(name):
-                stats.unsafe_members += 1
-                warn(f"{url}: skipped unsafe tar member {name!r} "
-                     f"({stats.unsafe_members} so far)")
+                stats.problem(url, "unsafe_members", f"skipped unsafe tar member {name!r}")
                 continue
             key, field = _split_name(name)
             if field.rsplit(".", 1)[-1].lower() in PICKLE_EXTENSIONS:
-                stats.pickle_members += 1
-                warn(f"{url}: ignored {name!r}: pickle-capable members are never loaded "
-                     f"({stats.pickle_members} so far)")
+                stats.problem(url, "pickle_members",
+                              f"ignored {name!r}: pickle-capable members are never loaded")
                 continue
             if field not in FIELDS:
                 continue
@@ -215,9 +247,8 @@ def iter_samples(url: str, stats: ReadStats) -> Iterator[dict]:
             current[field] = data
             stats.bytes += len(data)
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-        stats.damaged_shards += 1
-        warn(f"{url}: damaged or unreadable tar, rest of shard skipped: {e} "
-             f"({stats.damaged_shards} damaged so far)")
+        stats.problem(url, "damaged_shards",
+                      f"damaged or unreadable tar, rest of shard skipped: {e}")
         # The sample being assembled when the damage hit may lack members: drop it.
         return
     if current is not None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from cwm.shards.format import FRAME_MEMBERS, FRAME_SIZE, decode_frames, decode_meta
 from cwm.shards.spec import resolve_sources
-from cwm.shards.tarstream import ReadStats, ShardWarning, iter_samples
+from cwm.shards.tarstream import WARNINGS_PER_KIND, ReadStats, ShardWarning, iter_samples
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -85,6 +85,11 @@ def verify(spec: str, progress: Callable[[int], None] | None = None) -> VerifyRe
                     report.problems.extend(problems)
             report.problems.extend(str(w.message) for w in caught
                                    if issubclass(w.category, ShardWarning))
+            # warnings are bounded per shard and kind: name the full counts of the rest
+            report.problems.extend(
+                f"{url}: {n} {kind.replace('_', ' ')} in this shard"
+                for kind, n in report.stats.per_shard.get(url, {}).items()
+                if n > WARNINGS_PER_KIND)
             if progress is not None:
                 progress(1)
     return report

@@ -63,10 +63,16 @@ def walk_files(root: Path, extensions: tuple[str, ...]) -> list[Path]:
     """Every non-directory entry under `root` whose name ends in one of `extensions`, sorted.
 
     Directories that merely carry a video extension (`clip.mp4/`) are listed too, as inputs,
-    so they show up in errors.jsonl instead of being silently ignored.
+    so they show up in errors.jsonl instead of being silently ignored; so are subdirectories
+    that cannot be read (their videos cannot be listed: that is recorded, not skipped).
     """
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(error: OSError) -> None:
+        if error.filename and Path(error.filename) != root:
+            found.append(Path(error.filename))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames.sort()
         here = Path(dirpath)
         for name in filenames + [d for d in dirnames if d.lower().endswith(extensions)]:
