@@ -99,7 +99,8 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     assert not list(out.glob("*.tmp")) and not list((out / "_synthetic").glob("*.tmp"))
 
 
-def test_joins_an_existing_scheduler_and_leaves_it_running(tmp_path):
+def test_joins_an_existing_scheduler_and_leaves_it_running(tmp_path, monkeypatch):
+    monkeypatch.setattr("cwm.ingest.run.PROBE_BATCH", 3)     # 4 inputs: probed on the worker
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         cfg = IngestConfig(dataset="synthetic", src="", out=str(tmp_path / "out"),
