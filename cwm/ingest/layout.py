@@ -4,7 +4,8 @@ Once every part is written, each video's outcome is known (`collect`): all its s
 failed (any of its ranges failed, or its probe did: a video is never half ingested), or skipped
 (too short). `layout` then orders all segments by key, shuffles them with `random.Random(seed)`
 and cuts the order into N shards of (nearly) equal sample counts, N = total bytes / shard bytes
-(or total samples / shard samples), rounded up. One shard so holds segments of many sources and a
+(at least 8 shards of >= 16 samples when the run has that many) or total samples / shard
+samples, rounded up. One shard so holds segments of many sources and a
 long source is spread over many shards. The layout is a pure function of the plan's inputs and
 the settings (the segments themselves are), so a shard is too: a rerun after a crash rebuilds the
 same layout and writes only the shards whose stats file is missing.
@@ -86,10 +87,18 @@ def collect(plan: Plan, parts_dir: Path, min_frames: int) -> list[VideoOutcome]:
     return [outcomes[v.key_id] for v in plan.videos]
 
 
+MIN_SHARDS = 8             # by bytes, a dataset gets at least this many shards ...
+MIN_SHARD_SAMPLES = 16     # ... as long as each still holds this many samples
+
+
 def shard_count(samples: list[SampleRef], shard_samples: int | None, shard_bytes: int) -> int:
+    """By samples: exactly as asked. By bytes: total / shard_bytes, rounded up, but at least
+    MIN_SHARDS when there are enough samples: a streaming loader splits shards over its workers
+    and nodes, and a worker without a shard of its own idles; fewer shards also mix less."""
     if shard_samples:
         return max(1, math.ceil(len(samples) / shard_samples))
-    return max(1, math.ceil(sum(s.length for s in samples) / shard_bytes))
+    by_bytes = math.ceil(sum(s.length for s in samples) / shard_bytes)
+    return max(1, by_bytes, min(MIN_SHARDS, len(samples) // MIN_SHARD_SAMPLES))
 
 
 def layout(outcomes: list[VideoOutcome], prefix: str, shard_samples: int | None,
