@@ -77,20 +77,22 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run(cmd: list[str]) -> tuple[float, float, str]:
+def run(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """(wall s, CPU s of the command and its children, stdout)."""
     cpu0, t0 = children_cpu(), time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
     return wall, cpu, result.stdout
 
 
-def ingest(src: Path, out: Path, *extra: str) -> tuple[float, float, dict]:
+def ingest(src: Path, out: Path, *extra: str, code: Path | None = None) -> tuple[float, float, dict]:
+    """The command with this checkout's code, or with the `cwm` package under `code`."""
     shutil.rmtree(out, ignore_errors=True)
+    env = None if code is None else dict(os.environ, PYTHONPATH=str(code))
     wall, cpu, _ = run(["cwm-ingest", "folder", "--src", str(src), "--out", str(out),
-                        "--no-progress", *extra])
+                        "--no-progress", *extra], env)
     index = json.loads((out / "_index.json").read_text())
     return wall, cpu, index
 
@@ -114,20 +116,26 @@ def shards_per_source(out: Path) -> dict[str, int]:
     return {k: len(v) for k, v in sorted(where.items())}
 
 
-def scenario_folder10(work: Path, tmp: Path, reps: int) -> None:
+def scenario_folder10(work: Path, tmp: Path, reps: int, baseline: Path | None) -> None:
     small, large = looped(work, 320, 240, 20), looped(work, 1280, 720, 20)
     src = folder(work, "folder10", [(small, 8), (large, 2)])
-    ratios = []
+    ratios, base_ratios = [], []
     for rep in range(reps):
         load = os.getloadavg()[0]
         f_wall, f_cpu = ffmpeg_all(src)
         i_wall, i_cpu, index = ingest(src, tmp / "f10")
         ratios.append(f_cpu / i_cpu)
-        print(f"folder10 rep {rep + 1} (load {load:.1f}): ffmpeg {f_cpu:.2f} CPU-s "
-              f"({f_wall:.2f} s wall), cwm-ingest {i_cpu:.2f} CPU-s ({i_wall:.2f} s wall, "
-              f"{index['totals']['decoded_frames']} frames, {index['num_shards']} shards): "
-              f"ratio {ratios[-1]:.2f}x", flush=True)
-    print(f"folder10: median ffmpeg/ingest CPU ratio {statistics.median(ratios):.2f}x")
+        line = (f"folder10 rep {rep + 1} (load {load:.1f}): ffmpeg {f_cpu:.2f} CPU-s "
+                f"({f_wall:.2f} s wall), cwm-ingest {i_cpu:.2f} CPU-s ({i_wall:.2f} s wall, "
+                f"{index['totals']['decoded_frames']} frames, {index['num_shards']} shards): "
+                f"ratio {ratios[-1]:.2f}x")
+        if baseline is not None:
+            b_wall, b_cpu, _ = ingest(src, tmp / "f10b", code=baseline)
+            base_ratios.append(f_cpu / b_cpu)
+            line += f"; baseline {b_cpu:.2f} CPU-s ({b_wall:.2f} s wall): {base_ratios[-1]:.2f}x"
+        print(line, flush=True)
+    print(f"folder10: median ffmpeg/ingest CPU ratio {statistics.median(ratios):.2f}x"
+          + (f", baseline {statistics.median(base_ratios):.2f}x" if base_ratios else ""))
 
 
 def two_vs_one(name: str, src: Path, tmp: Path, reps: int) -> None:
@@ -155,6 +163,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cwm-bench-ingest")
     ap.add_argument("--only", default="folder10,long2short8,tenmin")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a directory holding another version's `cwm` package (e.g. `git archive "
+                         "<commit> cwm | tar -x -C DIR`): folder10 runs it too, same defaults")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     only = set(args.only.split(","))
@@ -162,7 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "folder10" in only:
-            scenario_folder10(args.work, tmp, args.reps)
+            scenario_folder10(args.work, tmp, args.reps, args.baseline)
         if "long2short8" in only:
             src = folder(args.work, "long2short8", [(looped(args.work, 320, 240, 90), 2),
                                                     (looped(args.work, 320, 240, 4), 8)])
