@@ -4,7 +4,7 @@
 
 Measured in this process (one core, CPU seconds, median of --reps), on the real footage of
 `ingest_inputs.py`:
-  ssv2-like   60 VP9 .webm clips, 427x240, 12 fps, 45 frames (SSv2's format and mean length):
+  ssv2-like   60 VP9 .webm clips, 428x240, 12 fps, 45 frames (SSv2's format and mean length):
               `write_part` of one task holding all 60 (probe excluded), then the PyAV probe of
               the same 60 files; frames and clips per CPU second
   ytb-like    one run of 600 JPEG stills at 640x360 and at 1280x720 (the ACO release ships
@@ -49,7 +49,7 @@ def ssv2_like(work: Path, n: int) -> Path:
     tmp = work / f"ssv2like_{n}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    src = make_input(work, 427, 240)
+    src = make_input(work, 428, 240)
     for i in range(n):
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{(i * 0.7) % 20:.2f}",
                         "-i", str(src), "-frames:v", "45", "-r", "12", "-c:v", "libvpx-vp9",
