@@ -84,9 +84,13 @@ class Plan:
         return sum(len(t.units) for t in self.tasks)
 
     def digest(self) -> str:
-        """Changes when the set of inputs or their ids change (not with the task cut)."""
-        content = [(v.key_id, v.item.path, v.item.frames[:1]) for v in self.videos]
-        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
+        return inputs_digest(self.videos)
+
+
+def inputs_digest(videos: list[PlannedVideo]) -> str:
+    """Changes when the set of inputs or their ids change (not with the task cut)."""
+    content = [(v.key_id, v.item.path, v.item.frames[:1]) for v in videos]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
 
 
 def assign_ids(items: list[VideoInput]) -> tuple[list[PlannedVideo], list[dict], list[str]]:

@@ -30,7 +30,7 @@ from cwm.ingest.assemble import ERRORS_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, is_done
 from cwm.ingest.config import IngestConfig
 from cwm.ingest.distribute import Executor
 from cwm.ingest.layout import collect, layout
-from cwm.ingest.plan import Plan, assign_ids, core_seconds, make_plan
+from cwm.ingest.plan import Plan, assign_ids, core_seconds, inputs_digest, make_plan
 from cwm.ingest.probe import Probe, probe_batch
 from cwm.ingest.progress import Progress
 from cwm.ingest.report import INDEX_NAME, Summary, read_stats, write_index
@@ -181,15 +181,8 @@ def ingest(cfg: IngestConfig, log: Callable[[str], None] = print) -> Summary:
 
 def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
     started = time.perf_counter()
-    probes = _probe(cfg, root, items, ex)
-    if not ex.started:
-        # By default (all cores), no worker is started for less than a core-second of work:
-        # each costs ~0.5 CPU-s to start. An explicit --workers is taken as given.
-        cap = None if cfg.workers else max(
-            1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS))
-        ex.start(cap=cap)
-    plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
-    fingerprint = cfg.fingerprint(plan.digest())
+    # The fingerprint needs only the inputs: a refused or finished rerun starts no cluster.
+    fingerprint = cfg.fingerprint(inputs_digest(assign_ids(items)[0]))
     _check_resume(out, cfg, fingerprint)
     if cfg.overwrite:
         _remove_shards(out, cfg.shard_prefix)
@@ -199,20 +192,27 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
     remove_stale_tmp(parts_dir)
     write_json(out / CONFIG_NAME, {"stage": "ingest", "cwm_version": cwm.__version__,
                                    "fingerprint": fingerprint, "config": cfg.to_dict()})
+    previous = _read_index(out / INDEX_NAME)
+    if previous.get("complete") and previous.get("fingerprint") == fingerprint \
+            and all(is_done(out, s["name"].removesuffix(TAR_SUFFIX)) for s in previous["shards"]):
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        n = len(previous["shards"])
+        log(f"cwm-ingest {cfg.dataset}: resuming: all {n} shards already done in {out}")
+        return _summary(previous, [], [], n, n, n, time.perf_counter() - started, ex, log)
+
+    probes = _probe(cfg, root, items, ex)
+    if not ex.started:
+        # By default (all cores), no worker is started for less than a core-second of work:
+        # each costs ~0.5 CPU-s to start. An explicit --workers is taken as given.
+        cap = None if cfg.workers else max(
+            1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS))
+        ex.start(cap=cap)
+    plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
     log(f"cwm-ingest {cfg.dataset}: {plan.n_videos} videos from {root} -> {len(plan.tasks)} "
         f"decode tasks ({plan.n_units} units) on {ex.workers} worker(s), shards in {out}")
     log("config: " + json.dumps(cfg.to_dict(), sort_keys=True))
     for r in plan.renamed:
         log(f"duplicate id {r['raw_id']!r}: {r['source']} stored as {r['id']}")
-
-    index_path = out / INDEX_NAME
-    previous = _read_index(index_path)
-    if previous.get("complete") and previous.get("fingerprint") == fingerprint \
-            and all(is_done(out, s["name"].removesuffix(TAR_SUFFIX)) for s in previous["shards"]):
-        shutil.rmtree(parts_dir, ignore_errors=True)
-        log(f"resuming: all {len(previous['shards'])} shards already done")
-        n = len(previous["shards"])
-        return _summary(previous, [], [], n, n, n, time.perf_counter() - started, ex, log)
 
     todo = [t for t in plan.tasks if not part_done(parts_dir, t.name)]
     if len(todo) < len(plan.tasks):
