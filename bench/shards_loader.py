@@ -9,7 +9,12 @@ medians, alternating between methods so a noisy neighbour hurts them alike.
 
     loader (2 workers)  make_clip_loader(train=True, batch_size=16, num_workers=2) as the trainer
                         iterates it: batched torch tensors in the main process, worker start-up
-                        and shuffle-buffer fill included
+                        and the catalog build included (indexed draws: the default on local tars;
+                        the keys make each shard one 5,000-frame video, so about half the
+                        windows cross a segment boundary)
+    loader, streaming   the same with access="stream", sample_by="segment" (shards front to back,
+                        one clip per segment, through the shuffle buffer: what URLs and
+                        compressed tars get; "video" would read a whole 5,000-frame video per clip)
     loader (in-process) the same pipeline with num_workers=0: the per-core cost
     bare npy loop       one process reads every tar member and np.loads the frames (the floor)
     JPEG per frame      the same 25-frame clips stored as one JPEG per frame (upstream), decoded
@@ -82,10 +87,11 @@ def bare_npy_loop(paths: list[str], min_seconds: float = 1.5) -> float:
             return clips / elapsed
 
 
-def loader_rate(spec: str, workers: int, clips: int, seed: int) -> float:
+def loader_rate(spec: str, workers: int, clips: int, seed: int, access: str = "auto",
+                sample_by: str = "video") -> float:
     start = time.perf_counter()
     loader = make_clip_loader(spec, batch_size=BATCH, seq_len=SEQ_LEN, num_workers=workers,
-                              seed=seed, clips_per_epoch=clips)
+                              seed=seed, clips_per_epoch=clips, access=access, sample_by=sample_by)
     n = 0
     for batch in loader:
         assert batch["frames"].shape == (BATCH, SEQ_LEN, 64, 64, 3)
@@ -116,10 +122,13 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         spec, jpeg_clips = build(workdir)
         paths = sorted(str(p) for p in workdir.glob("bench-*.tar"))
-        runs: dict[str, list[float]] = {"loader_2w": [], "loader_0w": [], "bare_npy": [], "jpeg": []}
+        runs: dict[str, list[float]] = {"loader_2w": [], "loader_2w_stream": [], "loader_0w": [],
+                                        "bare_npy": [], "jpeg": []}
         for r in range(args.repeats):
             runs["bare_npy"].append(bare_npy_loop(paths))
             runs["loader_2w"].append(loader_rate(spec, 2, args.clips, seed=r))
+            runs["loader_2w_stream"].append(loader_rate(spec, 2, args.clips, seed=r, access="stream",
+                                                        sample_by="segment"))
             runs["jpeg"].append(jpeg_rate(jpeg_clips))
             runs["loader_0w"].append(loader_rate(spec, 0, args.clips // 2, seed=r))
             print(json.dumps({k: round(v[-1], 1) for k, v in runs.items()}), flush=True)
@@ -128,6 +137,7 @@ def main() -> None:
     print(json.dumps({"median_clips_per_s": {k: round(v, 1) for k, v in med.items()},
                       "all_runs": {k: [round(x, 1) for x in v] for k, v in runs.items()}}))
     print(f"loader 2 workers / bare npy loop:    {med['loader_2w'] / med['bare_npy']:.2f}x (target >= 1.5)")
+    print(f"indexed / streaming, 2 workers:      {med['loader_2w'] / med['loader_2w_stream']:.2f}x")
     print(f"loader 2 workers / GPU consumption:  {med['loader_2w'] / gpu:.2f}x "
           f"(assumed {args.gpu_steps_per_s:g} steps/s x {BATCH} = {gpu:g} clips/s; target >= 4)")
     print(f"loader 2 workers / JPEG 1 process:   {med['loader_2w'] / med['jpeg']:.2f}x (target >= 10)")

@@ -42,7 +42,8 @@ def run_cli(command: click.BaseCommand, argv: list[str] | None = None) -> None:
 class Number(click.ParamType):
     """A number option checked by `cwm.values.check`: finite, of the right kind, in range.
 
-    `Number(float, low=0, low_open=True)` rejects nan, inf, 0 and negatives with one line.
+    `Number(float, low=0, low_open=True)` rejects nan, inf, 0 and negatives; like every user
+    mistake that is one line, `error: --lr must be a finite number, got nan`, and exit 2.
     """
 
     def __init__(self, kind: type = float, **bounds):
@@ -51,16 +52,14 @@ class Number(click.ParamType):
         self.name = "integer" if kind is int else "float"
 
     def convert(self, value, param, ctx):
+        name = param.opts[0] if param is not None and param.opts else "value"
         if not isinstance(value, self.kind) or isinstance(value, bool):
             try:
                 value = self.kind(value)
             except (TypeError, ValueError):
-                self.fail(f"{value!r} is not {'an integer' if self.kind is int else 'a number'}",
-                          param, ctx)
-        try:
-            return check("", value, integer=self.kind is int, **self.bounds)
-        except UserError as e:
-            self.fail(str(e), param, ctx)
+                kind = "an integer" if self.kind is int else "a number"
+                raise UserError(f"{name} must be {kind}, got {value!r}") from None
+        return check(name, value, integer=self.kind is int, **self.bounds)
 
 
 POSITIVE_INT = Number(int, low=1)

@@ -8,6 +8,7 @@ from cwm.cli.common import COUNT, POSITIVE_FLOAT, POSITIVE_INT, SEED, run_cli
 from cwm.cli.shards import inspect_cmd, verify_cmd
 from cwm.ingest.config import (ASPECTS, DEFAULT_SHARD_BYTES, INLINE, INTERPOLATIONS, PROBES,
                                FrameOptions, IngestConfig)
+from cwm.ingest.sources.human36m import PERSON_CROP
 from cwm.ingest.sources.ssv2 import SPLITS
 from cwm.signals import sigterm_as_interrupt
 from cwm.shards.format import STORAGES
@@ -35,7 +36,8 @@ class ByteSize(click.ParamType):
 
 
 def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | None = None,
-                    src_help: str = "Dataset root. Default: $CWM_DATA/<dataset>."):
+                    src_help: str = "Dataset root. Default: $CWM_DATA/<dataset>.",
+                    aspect: str = "center-crop"):
     """The options every dataset subcommand shares; defaults differ per dataset."""
     options = [
         click.option("--src", type=click.Path(file_okay=False), default=None, help=src_help),
@@ -59,7 +61,7 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | No
                      help="Resample to this frame rate by timestamps (overrides --every)."),
         click.option("--skip-start", type=COUNT, default=skip_start, show_default=True,
                      help="Source frames dropped at the start of each video."),
-        click.option("--aspect", type=click.Choice(ASPECTS), default="center-crop",
+        click.option("--aspect", type=click.Choice(ASPECTS), default=aspect,
                      show_default=True, help="How non-square frames become 64x64."),
         click.option("--interpolation", type=click.Choice(INTERPOLATIONS), default="area",
                      show_default=True, help="swscale resize algorithm."),
@@ -123,19 +125,28 @@ def cli():
 
 
 @cli.command("ssv2", short_help="Something-Something v2 (.webm + label json).")
-@click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True,
-              help="Annotation split to ingest; 'all' takes every .webm present.")
-@_common_options()
+@click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True,
+              help="Annotation split to ingest (upstream trained on train: 168,913 videos); "
+                   "'all' takes every .webm present.")
+@_common_options(aspect="squash")
 def ssv2_command(split, **kw):
-    """Something-Something v2: <src>/20bn-something-something-v2/<id>.webm + label json."""
+    """Something-Something v2: <src>/20bn-something-something-v2/<id>.webm + label json.
+
+    Defaults are upstream's: the train split, squashed to 64x64 (a 427x240 clip keeps its whole
+    width; --aspect center-crop would drop ~44% of it).
+    """
     _run("ssv2", {"split": split}, kw)
 
 
 @cli.command("human36m", short_help="Human3.6M (per subject/action/camera .mp4).")
+@click.option("--person-crop", type=click.Choice(PERSON_CROP), default="auto", show_default=True,
+              help="Crop each frame to the square around the person's 2D joints (box + 200 px, "
+                   "at most 1000 px; upstream's): 'auto' when <split>.h5 + <split>_images.txt "
+                   "pose files are in --src (or its annot/), 'on' requires them.")
 @_common_options(every=5)
-def human36m_command(**kw):
+def human36m_command(person_crop, **kw):
     """Human3.6M: <src>/S*/Videos/<Action>[ <n>].<camera>.mp4 (50 Hz; every 5th frame kept)."""
-    _run("human36m", {}, kw)
+    _run("human36m", {"person_crop": person_crop}, kw)
 
 
 @cli.command("ytb-driving", short_help="YouTube driving (JPEG frame folders).")
@@ -176,3 +187,7 @@ cli.add_command(verify_cmd)
 
 def main():
     run_cli(cli)
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from cwm.ingest.config import FrameOptions
-from cwm.ingest.geometry import Fit, plan_fit
+from cwm.ingest.geometry import Fit, person_square, plan_fit
 from cwm.ingest.sampling import FrameSelector
 from cwm.ingest.sources.base import VideoInput
 
@@ -72,10 +73,20 @@ class SegmentRange:
     first: int = 0
     end: int | None = None
 
-    def kept_slice(self, segment_frames: int) -> tuple[int, int | None]:
-        """The range as positions among the input's kept frames."""
+    def kept_slice(self, segment_frames: int, min_frames: int) -> tuple[int, int | None]:
+        """The range as positions [lo, hi) among the input's kept frames, with a look-ahead of
+        `min_frames`: a video ending less than that after the range keeps its short tail in the
+        range's last segment, as a whole-file decode does (`cwm.ingest.segment`)."""
         return (self.first * segment_frames,
-                None if self.end is None else self.end * segment_frames)
+                None if self.end is None else self.end * segment_frames + min_frames)
+
+    def trim(self, n: int, segment_frames: int, min_frames: int) -> int:
+        """How many of the `n` frames decoded for [lo, hi) belong to this range: the look-ahead
+        stays only when the video ended inside it (fewer than `min_frames` came)."""
+        if self.end is None:
+            return n
+        core = (self.end - self.first) * segment_frames
+        return n if n - core < min_frames else core
 
 
 WHOLE = SegmentRange()
@@ -92,8 +103,11 @@ class _Converter:
         self._key = None
         self.display = (0, 0)
         self.rotation = 0
+        self.crop_reformatter: VideoReformatter | None = None
 
-    def __call__(self, frame: av.VideoFrame, sample_aspect: float) -> np.ndarray:
+    def __call__(self, frame: av.VideoFrame, sample_aspect: float, crop=None) -> np.ndarray:
+        if crop is not None:
+            return self._cropped(frame, crop)
         rotation = int(frame.rotation or 0)
         key = (frame.width, frame.height, rotation)
         if key != self._key:
@@ -110,6 +124,33 @@ class _Converter:
                                         format="rgb24", interpolation=self.interpolation,
                                         threads=1).to_ndarray()
         return self.fit.apply(rgb)
+
+    def _cropped(self, frame: av.VideoFrame, box) -> np.ndarray:
+        """The square around `box` (source pixels, `person_square`), resized to size x size."""
+        if frame.rotation:
+            raise InputError("per-frame crops need video without rotation metadata")
+        if min(frame.width, frame.height) < self.opts.min_resolution:
+            raise InputError(f"resolution {frame.width}x{frame.height} is below the "
+                             f"minimum of {self.opts.min_resolution} px")
+        self.display = (frame.width, frame.height)
+        x0, y0, x1, y1 = person_square(box, frame.width, frame.height)
+        full = self.reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+        region = av.VideoFrame.from_ndarray(np.ascontiguousarray(full[y0:y1, x0:x1]),
+                                            format="rgb24")
+        if self.crop_reformatter is None:
+            self.crop_reformatter = VideoReformatter()
+        size = self.opts.size
+        return self.crop_reformatter.reformat(region, width=size, height=size, format="rgb24",
+                                              interpolation=self.interpolation,
+                                              threads=1).to_ndarray()
+
+
+def _nearest_crop(crops: tuple, index: int):
+    """The box of the crop entry nearest to source frame `index` (ties: the earlier one)."""
+    i = bisect_left(crops, (index,))
+    candidates = crops[max(0, i - 1) : i + 1]
+    best = min(candidates, key=lambda c: (abs(c[0] - index), c[0]))
+    return best[1:]
 
 
 def check_regular_file(path: Path) -> None:
@@ -181,7 +222,7 @@ def _stream_setup(container):
 
 
 def _decode_sequential(container, stream, source_fps, sample_aspect, opts, deadline,
-                       lo: int, hi: int | None):
+                       lo: int, hi: int | None, crops: tuple):
     """Decode from the start; convert the kept frames whose position among kept frames is in
     [lo, hi) and stop after the last. Returns (frames, indices, decoded, selector, converter)."""
     selector, conv = FrameSelector(opts.every, opts.fps, opts.skip_start), _Converter(opts)
@@ -192,7 +233,8 @@ def _decode_sequential(container, stream, source_fps, sample_aspect, opts, deadl
             t = frame.time if frame.time is not None else decoded / (source_fps or 1.0)
             if selector.keep(decoded, t):
                 if kept >= lo:
-                    frames.append(conv(frame, sample_aspect))
+                    crop = _nearest_crop(crops, decoded) if crops else None
+                    frames.append(conv(frame, sample_aspect, crop))
                     indices.append(decoded)
                 kept += 1
             decoded += 1
@@ -222,7 +264,7 @@ def _packet_times(container, stream) -> list[int]:
 
 
 def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadline,
-                       lo: int, hi: int | None):
+                       lo: int, hi: int | None, crops: tuple):
     """The kept frames [lo, hi) of a range that does not start at the first segment."""
     pts = _packet_times(container, stream)
     base = stream.time_base
@@ -247,7 +289,8 @@ def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadl
                 raise _SeekFailed("seek landed after the range start")
             index = index_of.get(frame.pts)
             if index is not None:
-                frames.append(conv(frame, sample_aspect))
+                crop = _nearest_crop(crops, index) if crops else None
+                frames.append(conv(frame, sample_aspect, crop))
                 indices.append(index)
             if frame.pts >= last:
                 break
@@ -259,10 +302,13 @@ def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadl
     return frames, indices, decoded, selector, conv
 
 
-def decode_file(path: Path, opts: FrameOptions, segments: SegmentRange = WHOLE) -> DecodedVideo:
+def decode_file(path: Path, opts: FrameOptions, segments: SegmentRange = WHOLE,
+                crops: tuple = ()) -> DecodedVideo:
+    """`crops`: per-frame regions (`VideoInput.crops`), each kept frame cropped to the square
+    around its nearest one before the resize; empty: whole frames through `opts.aspect`."""
     check_regular_file(path)
     deadline = time.monotonic() + opts.timeout
-    lo, hi = segments.kept_slice(opts.segment_frames)
+    lo, hi = segments.kept_slice(opts.segment_frames, opts.min_frames)
     fallback = False
     with _open(path, opts, deadline) as container:
         stream, source_fps, sample_aspect = _stream_setup(container)
@@ -270,20 +316,22 @@ def decode_file(path: Path, opts: FrameOptions, segments: SegmentRange = WHOLE) 
         if lo > 0:
             try:
                 result = _decode_by_seeking(container, stream, source_fps, sample_aspect, opts,
-                                            deadline, lo, hi)
+                                            deadline, lo, hi, crops)
             except _SeekFailed:
                 fallback = True
             except _AV_ERRORS as e:   # the demux pass itself failed: a damaged file
                 raise InputError(f"cannot read packets: {e}") from None
         else:
             result = _decode_sequential(container, stream, source_fps, sample_aspect, opts,
-                                        deadline, lo, hi)
+                                        deadline, lo, hi, crops)
     if fallback:
         with _open(path, opts, deadline) as container:
             stream, source_fps, sample_aspect = _stream_setup(container)
             result = _decode_sequential(container, stream, source_fps, sample_aspect, opts,
-                                        deadline, lo, hi)
+                                        deadline, lo, hi, crops)
     frames, indices, decoded, selector, conv = result
+    keep = segments.trim(len(frames), opts.segment_frames, opts.min_frames)
+    frames, indices = frames[:keep], indices[:keep]
     return _finish(frames, indices, source_fps, selector, conv, codec, decoded,
                    first_segment=segments.first, seek_fallback=fallback)
 
@@ -304,9 +352,12 @@ def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions,
     selector, conv = FrameSelector(opts.every, opts.fps, opts.skip_start), _Converter(opts)
     kept = [index for index, number in enumerate(item.frame_numbers)
             if selector.keep(index, (number - item.frame_numbers[0]) / item.frame_rate)]
-    lo, hi = segments.kept_slice(opts.segment_frames)
+    lo, hi = segments.kept_slice(opts.segment_frames, opts.min_frames)
+    wanted = kept[lo:hi]
+    wanted = wanted[:segments.trim(len(wanted), opts.segment_frames, opts.min_frames)]
+    hi = lo + len(wanted) if segments.end is not None else None
     frames, indices = [], []
-    for index in kept[lo:hi]:
+    for index in wanted:
         _raise_timeout_if_late(deadline, opts, len(indices))
         frames.append(conv(_decode_still(folder / item.frames[index]), 1.0))
         indices.append(index)
@@ -320,6 +371,8 @@ def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions,
 def decode_input(root: Path, item: VideoInput, opts: FrameOptions,
                  segments: SegmentRange = WHOLE) -> DecodedVideo:
     """Decode one adapter input found under the dataset `root` (or a range of its segments)."""
+    if item.invalid:
+        raise InputError(item.invalid)
     if item.is_frame_run:
         return decode_frame_run(root / item.path, item, opts, segments)
-    return decode_file(root / item.path, opts, segments)
+    return decode_file(root / item.path, opts, segments, item.crops)

@@ -103,9 +103,12 @@ class Executor:
         try:
             with interrupts_deferred():
                 with dask.config.set({"distributed.worker.profile.enabled": False}):
+                    # A task that fails is reported in the summary (exit 1), so the workers'
+                    # own error logs (a traceback per failed task) stay quiet; the HTTP server
+                    # takes a free port (":8787" warns when another cluster holds it).
                     self._cluster = LocalCluster(n_workers=0, threads_per_worker=1,
-                                                 processes=True, dashboard_address=None,
-                                                 silence_logs=logging.ERROR)
+                                                 processes=True, dashboard_address=":0",
+                                                 silence_logs=logging.CRITICAL)
                 with spawning_children():
                     self._cluster.scale(n)
                     _wait_for_spawn(n)

@@ -69,3 +69,25 @@ def plan_fit(width: int, height: int, size: int, aspect: str, rotation: float = 
     if k % 2:
         out_w, out_h = out_h, out_w
     return Fit(size=size, aspect=aspect, scale_w=out_w, scale_h=out_h, rot_k=k)
+
+
+# Upstream's Human3.6M person crop (ContextWM data/human36m): the joints' box grown to a square
+# of its longer side plus this margin, at most this size, in source pixels.
+PERSON_MARGIN = 200
+PERSON_MAX_SIDE = 1000
+
+
+def person_square(box: tuple[int, int, int, int], width: int, height: int,
+                  margin: int = PERSON_MARGIN, max_side: int = PERSON_MAX_SIDE
+                  ) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the square crop around a person's box in a `width x height`
+    frame: side = min(longer box side + margin, max_side, frame), centred on the box, shifted
+    (not shrunk) to lie inside the frame. Upstream's rule, with the frame as the limit instead of a
+    fixed 1000x1000 (the same thing for Human3.6M's frames)."""
+    left, top, right, bottom = box
+    side = min(max(right - left, bottom - top) + margin, max_side, width, height)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    x0, y0 = int(cx - side / 2), int(cy - side / 2)
+    x0 = min(max(x0, 0), width - side)
+    y0 = min(max(y0, 0), height - side)
+    return x0, y0, x0 + side, y0 + side

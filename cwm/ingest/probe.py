@@ -92,6 +92,8 @@ def probe_ffprobe(path: Path, timeout: float) -> Probe:
 
 def probe_input(root: Path, item: VideoInput, timeout: float, backend: str = "pyav") -> Probe:
     """Never raises for a bad input: the reason goes into `Probe.error`."""
+    if item.invalid:
+        return Probe(error=item.invalid)
     if item.is_frame_run:
         return Probe(len(item.frames), item.frame_rate, *_STILL_SIZE)
     probe = probe_pyav if backend == "pyav" else probe_ffprobe

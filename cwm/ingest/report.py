@@ -83,5 +83,5 @@ class Summary:
         if self.seek_fallbacks:
             lines.append(f"split ranges decoded from the file start (seek unusable): "
                          f"{self.seek_fallbacks}")
-        lines += [f"task {name} failed: {reason}" for name, reason in self.shards_failed]
+        lines += [f"{name} failed: {reason}" for name, reason in self.shards_failed]
         return "\n".join(lines)

@@ -235,7 +235,8 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
     if decoded.failed:
         # The layout needs every part: no shard is written until the next run redoes these.
         index = write_index(out, plan, [], {}, info)
-        return _summary(index, decoded.results, decoded.failed, 0, 0, 0,
+        failed = [(f"decode task {name}", reason) for name, reason in decoded.failed]
+        return _summary(index, decoded.results, failed, 0, 0, 0,
                         time.perf_counter() - started, ex, log)
 
     shards = layout(collect(plan, parts_dir, cfg.frames.min_frames), cfg.shard_prefix,
@@ -252,7 +253,8 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
     index = write_index(out, plan, shards, stats, info)
     if index["complete"]:
         shutil.rmtree(parts_dir, ignore_errors=True)
-    return _summary(index, decoded.results, written.failed, len(shards),
+    failed = [(f"shard {name}", reason) for name, reason in written.failed]
+    return _summary(index, decoded.results, failed, len(shards),
                     len(shards) - len(pending), len(stats), time.perf_counter() - started, ex,
                     log)
 

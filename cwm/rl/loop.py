@@ -421,6 +421,7 @@ def _drive(run: Run, progress: bool) -> dict:
     success = np.zeros(run.n, bool)
     prev_action = np.zeros((run.n, run.action_dim), np.float32)
     prefill_actions = PrefillActions(run.n, run.action_dim, loop.prefill_hold, run.rng)
+    unrecorded = False
 
     try:
         with sigterm_as_interrupt():
@@ -440,7 +441,12 @@ def _drive(run: Run, progress: bool) -> dict:
 
             maybe_evaluate()
             while c["env_steps"] < loop.steps:
-                run.record(obs, reward, success, prev_action)
+                # Every frame the counters count is in the replay when a checkpoint is saved,
+                # also after Ctrl-C: the newest observation is recorded whole or not at all,
+                # and `unrecorded` says which (the interrupt handler records it then).
+                with interrupts_deferred():
+                    run.record(obs, reward, success, prev_action)
+                    unrecorded = False
                 for i in np.flatnonzero(obs["is_last"]):
                     c["episodes"] += 1
                     row = {"train_return": ep_return[i], "train_length": ep_length[i] * repeat}
@@ -478,15 +484,19 @@ def _drive(run: Run, progress: bool) -> dict:
                         c["accumulator"] -= loop.train_every
                 t2 = time.perf_counter()
                 window.time["train"] += t2 - t1
-                new_obs, reward, _, _, info = run.envs.step_wait()
+                new_obs, new_reward, _, _, info = run.envs.step_wait()
                 window.time["env_wait"] += time.perf_counter() - t2
 
-                ep_return = np.where(obs["is_last"], 0.0, ep_return + np.where(stepping, reward, 0))
-                ep_length = np.where(obs["is_last"], 0, ep_length + stepping)
-                success = np.asarray(info.get("success", np.zeros(run.n, bool)), bool)
-                ep_success = np.where(obs["is_last"], False, ep_success | success)
-                prev_action, obs = action, new_obs
-                c["env_steps"] += frames
+                with interrupts_deferred():     # the step's bookkeeping, all of it or none
+                    reward = new_reward
+                    ep_return = np.where(obs["is_last"], 0.0,
+                                         ep_return + np.where(stepping, reward, 0))
+                    ep_length = np.where(obs["is_last"], 0, ep_length + stepping)
+                    success = np.asarray(info.get("success", np.zeros(run.n, bool)), bool)
+                    ep_success = np.where(obs["is_last"], False, ep_success | success)
+                    prev_action, obs = action, new_obs
+                    c["env_steps"] += frames
+                    unrecorded = True
                 window.frames += frames
                 bar.update(frames)
 
@@ -507,10 +517,14 @@ def _drive(run: Run, progress: bool) -> dict:
                     saved_at = c["env_steps"]
                     c["next_ckpt"] = (c["env_steps"] // loop.ckpt_every + 1) * loop.ckpt_every
             # The observation the last action led to belongs to the data as well.
-            run.record(obs, reward, success, prev_action)
+            with interrupts_deferred():
+                run.record(obs, reward, success, prev_action)
+                unrecorded = False
             maybe_evaluate(force=True)
     except KeyboardInterrupt:
         bar.close()
+        if unrecorded:
+            run.record(obs, reward, success, prev_action)
         if c["env_steps"] > saved_at:
             run.save()
         echo(f"interrupted at {c['env_steps']} frames: saved {run.ckpt_path}; rerun the same "

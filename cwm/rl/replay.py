@@ -88,7 +88,22 @@ def read_chunk(path: Path) -> Chunk:
         if f.attrs.get("format") != FORMAT:
             raise KeyError(f"not a {FORMAT} file")
         data = {key: f[key][()] for key in f.keys()}
-        return Chunk(int(f.attrs["seq"]), int(f.attrs["worker"]), int(f.attrs["prev"]), path, data)
+        chunk = Chunk(int(f.attrs["seq"]), int(f.attrs["worker"]), int(f.attrs["prev"]), path, data)
+    lengths = {len(a) if a.ndim else -1 for a in data.values()}
+    if "is_first" not in data or len(lengths) != 1 or chunk.length < 1:
+        raise KeyError("its arrays do not hold one common number of steps")
+    return chunk
+
+
+# What every step of a replay has in common: its keys, and per key the shape and dtype of one
+# step. Sampling stacks steps of many chunks, so one chunk with other image sizes would crash it.
+Layout = tuple[tuple[str, tuple[int, ...], str], ...]
+
+
+def layout_of(arrays: dict[str, np.ndarray], per_step: bool = False) -> Layout:
+    """The layout of a chunk's arrays ([T, ...] each), or of one step's when `per_step`."""
+    return tuple(sorted((k, a.shape if per_step else a.shape[1:], a.dtype.str)
+                        for k, a in arrays.items()))
 
 
 class Replay:
@@ -125,7 +140,7 @@ class Replay:
         self._pending: dict[int, dict[str, list]] = {}  # worker -> key -> steps not yet on disk
         self._tail: dict[int, int] = {}  # worker -> seq of its last written chunk
         self._streams: list[_Stream] | None = None  # rebuilt lazily after any change
-        self._keys: set[str] | None = None  # every step and chunk carries the same keys
+        self._layout: Layout | None = None  # every step and chunk has the same keys and shapes
         self._size = 0
         self._counts = {"loaded_steps": 0, "added_steps": 0, "evicted_steps": 0, "skipped_files": 0,
                         "discarded_files": 0}
@@ -135,6 +150,7 @@ class Replay:
     def _load(self, discard_after: int | None) -> None:
         # The lock guarantees no live writer, so every temporary here is a killed writer's.
         remove_stale_tmp(self.directory, "*.h5.*")
+        chunks = []
         for path in sorted(self.directory.glob("*.h5")):
             if discard_after is not None and path.stem.isdigit() and int(path.stem) > discard_after:
                 # Written after the checkpoint being resumed: the run will collect it again.
@@ -142,13 +158,22 @@ class Replay:
                 self._counts["discarded_files"] += 1
                 continue
             try:
-                chunk = read_chunk(path)
+                chunks.append(read_chunk(path))
             except (OSError, KeyError) as e:
                 warnings.warn(f"replay: skipping unreadable {path.name}: {e}")
                 self._counts["skipped_files"] += 1
-                continue
-            if self._keys is not None and set(chunk.data) != self._keys:
-                warnings.warn(f"replay: skipping {path.name}: its keys differ from the other chunks")
+        # The layout most of the stored steps have is the replay's; a chunk with another one
+        # (other keys, image size or dtype: not this run's) is skipped, never sampled.
+        steps_by_layout: dict[Layout, int] = {}
+        for chunk in chunks:
+            key = layout_of(chunk.data)
+            steps_by_layout[key] = steps_by_layout.get(key, 0) + chunk.length
+        if steps_by_layout:
+            self._layout = max(steps_by_layout, key=steps_by_layout.get)
+        for chunk in chunks:
+            if layout_of(chunk.data) != self._layout:
+                warnings.warn(f"replay: skipping {chunk.path.name}: its keys, shapes or dtypes differ "
+                              f"from the other chunks'")
                 self._counts["skipped_files"] += 1
                 continue
             self._insert(chunk)
@@ -159,15 +184,18 @@ class Replay:
     # Writing ---------------------------------------------------------------------------------
     def add(self, step: dict[str, Any], worker: int = 0) -> None:
         """Append one step of `worker`'s stream; written to disk at chunk_len or episode end."""
-        if self._keys is None:
-            self._keys = set(step)
-        elif self._keys != step.keys():
-            raise ValueError(f"step keys {sorted(step)} differ from the stored ones {sorted(self._keys)}")
+        arrays = {key: np.array(value, DTYPES.get(key)) for key, value in step.items()}
+        layout = layout_of(arrays, per_step=True)
+        if self._layout is None:
+            self._layout = layout
+        elif layout != self._layout:
+            raise ValueError(f"step keys, shapes or dtypes {layout} differ from the stored ones "
+                             f"{self._layout}")
         pending = self._pending.get(worker)
         if pending is None:
             pending = self._pending[worker] = {key: [] for key in step}
-        for key, value in step.items():
-            pending[key].append(np.array(value, DTYPES.get(key)))
+        for key, array in arrays.items():
+            pending[key].append(array)
         self._counts["added_steps"] += 1
         if len(pending["is_first"]) >= self.chunk_len or bool(step["is_last"]):
             self._write(worker)
@@ -195,8 +223,6 @@ class Replay:
         self._evict()
 
     def _insert(self, chunk: Chunk) -> None:
-        if self._keys is None:
-            self._keys = set(chunk.data)
         self._chunks[chunk.seq] = chunk
         if chunk.prev in self._chunks:
             self._succ[chunk.prev] = chunk.seq

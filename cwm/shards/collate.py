@@ -3,7 +3,8 @@
     frames         torch.uint8 [B, T, 64, 64, 3]
     context        torch.uint8 [B, 64, 64, 3]   frames[b, context_index[b]]
     context_index  torch.long  [B]              index within the window
-    start          torch.long  [B]              window start within the segment
+    start          torch.long  [B]              window start within segment `key` (the window
+                                                may continue into the video's next segments)
     key            list[str]
     meta           list[dict]
 
@@ -33,7 +34,10 @@ def collate_clips(clips: list[Clip], seq_len: int, ring: SlotRing | None = None)
         frames, context = fresh_batch(b, seq_len, shared=worker is not None)
     frames_np, context_np = frames.numpy(), context.numpy()
     for i, clip in enumerate(clips):
-        frames_np[i] = clip.frames[clip.start : clip.start + seq_len]
+        pos = 0
+        for piece in clip.pieces:
+            frames_np[i, pos : pos + piece.shape[0]] = piece
+            pos += piece.shape[0]
         context_np[i] = frames_np[i, clip.context_index]
     # A slot's pixels stay where they are; the main process maps them back in `finish`.
     pixels = {"slot": slot} if slot is not None else {"frames": frames, "context": context}

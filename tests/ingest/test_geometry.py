@@ -42,8 +42,10 @@ def test_fps_resample_keeps_first_frame_per_tick():
     assert all(slow.keep(i, i / 5) for i in range(10))
 
 
-def test_segments_drop_short_tails():
-    assert segment_bounds(120, 50, 25) == [(0, 50), (50, 100)]
+def test_segments_keep_short_tails_in_the_last_segment():
+    assert segment_bounds(120, 50, 25) == [(0, 50), (50, 120)]   # a short tail joins the last
+    assert segment_bounds(60, 50, 25) == [(0, 60)]               # SSv2 50-74 frames: all kept
+    assert segment_bounds(100, 50, 25) == [(0, 50), (50, 100)]
     assert segment_bounds(130, 50, 25) == [(0, 50), (50, 100), (100, 130)]
     assert segment_bounds(40, 50, 25) == [(0, 40)]
     assert segment_bounds(20, 50, 25) == []

@@ -32,7 +32,7 @@ def test_ssv2_layout_labels_and_splits(tmp_path):
         {"id": "4", "label": "x", "template": "Putting [something] on a surface"}]))
     (labels / "test.json").write_text(json.dumps([{"id": "3"}]))
 
-    everything = ssv2.list_videos(tmp_path)
+    everything = ssv2.list_videos(tmp_path, split="all")
     assert [v.video_id for v in everything] == ["1", "2", "3"]
     first = everything[0]
     assert first.path == "20bn-something-something-v2/1.webm"
@@ -41,8 +41,17 @@ def test_ssv2_layout_labels_and_splits(tmp_path):
 
     train = ssv2.list_videos(tmp_path, split="train")
     assert [v.video_id for v in train] == ["1", "4"]      # 4 is listed but missing: it will fail
+    assert ssv2.list_videos(tmp_path) == train            # upstream's default split
     with pytest.raises(UserError, match="validation.json"):
         ssv2.list_videos(tmp_path, split="validation")
+
+
+def test_ssv2_cli_defaults_are_upstreams():
+    from cwm.cli.ingest import cli
+    defaults = {name: {p.name: p.default for p in cmd.params} for name, cmd in cli.commands.items()
+                if name in ("ssv2", "human36m", "folder")}
+    assert defaults["ssv2"]["split"] == "train" and defaults["ssv2"]["aspect"] == "squash"
+    assert defaults["folder"]["aspect"] == defaults["human36m"]["aspect"] == "center-crop"
 
 
 def test_human36m_names_with_spaces_and_dots(tmp_path, media):
@@ -76,13 +85,14 @@ def test_ytb_driving_runs_split_at_gaps_and_ingested(tmp_path):
                        scheduler="inline", progress=False)
     summary = ingest(cfg, log=lambda _: None)
     assert summary.ok and summary.totals["ok"] == 2
-    # Kept frames (n - 4) / 2: 18 -> one segment of 10 (tail of 8 < 10 dropped); 13 -> one.
+    # Kept frames (n - 4) / 2: 18 -> one segment of 18 (the tail of 8 < 10 joins it); 13 -> one.
     assert summary.totals["samples"] == 2
     # Still numbering is carried into the sample metadata.
     import webdataset as wds
     metas = [json.loads(s["meta.json"]) for s in
              wds.WebDataset(str(tmp_path / "out" / "ytb_driving-000000.tar"), shardshuffle=False)]
     assert metas[0]["first_frame_number"] == 4 and metas[-1]["first_frame_number"] == 504
+    assert [m["num_frames"] for m in metas] == [18, 13]
 
 
 def test_folder_walks_any_tree(tmp_path, media):
@@ -108,7 +118,7 @@ def test_src_falls_back_to_cwm_data(tmp_path, monkeypatch):
 
 def test_empty_src_says_where_it_looked(tmp_path):
     cfg = IngestConfig(dataset="ssv2", src=str(tmp_path), out=str(tmp_path / "out"),
-                       scheduler="inline", progress=False)
+                       source_options={"split": "all"}, scheduler="inline", progress=False)
     with pytest.raises(UserError, match=f"no ssv2 inputs found under {tmp_path}.*webm"):
         ingest(cfg, log=lambda _: None)
 

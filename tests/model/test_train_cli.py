@@ -106,7 +106,7 @@ def test_user_errors_are_one_line(tmp_path):
     cases = [
         (_cmd(spec, run, "--steps", "2", "--model", "plain"), "holds a contextwm model"),
         (_cmd(str(tmp_path / "none-{0..3}.tar"), tmp_path / "r2"), "does not exist"),
-        (_cmd(spec, tmp_path / "r3", "--steps", "0"), "--steps must be positive"),
+        (_cmd(spec, tmp_path / "r3", "--steps", "0"), "--steps must be >= 1, got 0"),
     ]
     for args, message in cases:
         out = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)

@@ -25,6 +25,11 @@ class VideoInput:
     frame_numbers  for frame runs: the source frame number of each image
     frame_rate     for frame runs: frames per second of the numbering (stills carry no clock)
     meta      adapter metadata copied into every sample (label, template, subject, ...)
+    crops     per-frame regions to crop before resizing: (source frame index, left, top, right,
+              bottom) sorted by index, a frame using the nearest one (`geometry.person_square`
+              turns each into a square at decode time); empty: the whole frame
+    invalid   why the adapter already knows this input cannot be ingested (e.g. its pose
+              annotation is missing): decoding records it as failed with this reason
     """
 
     video_id: str
@@ -33,6 +38,8 @@ class VideoInput:
     frame_numbers: tuple[int, ...] = ()
     frame_rate: float = 0.0
     meta: dict = field(default_factory=dict, hash=False, compare=False)
+    crops: tuple = field(default=(), hash=False, compare=False, repr=False)
+    invalid: str = ""
 
     @property
     def is_frame_run(self) -> bool:

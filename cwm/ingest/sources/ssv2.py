@@ -5,8 +5,9 @@ annotations `labels.json` (template -> class id), `train.json` / `validation.jso
 `id`, `label`, `template`, `placeholders`) and `test.json` (ids only), in `<root>` or
 `<root>/labels`. The videos may also sit directly in `<root>`.
 
-`split="all"` ingests every .webm (labelled where an annotation knows it); a named split ingests
-exactly the ids its json lists, so a missing file shows up as a failed input.
+A named split ingests exactly the ids its json lists, so a missing file shows up as a failed
+input; `split="all"` ingests every .webm (labelled where an annotation knows it). The default is
+upstream's: `train` (168,913 videos), and the CLI squashes frames to 64x64 as upstream did.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _entries(root: Path, split: str, class_ids: dict[str, int]) -> dict[str, dic
     return entries
 
 
-def list_videos(root: Path, split: str = "all") -> list[VideoInput]:
+def list_videos(root: Path, split: str = "train") -> list[VideoInput]:
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}")
     video_dir = root / VIDEO_DIR if (root / VIDEO_DIR).is_dir() else root

@@ -17,10 +17,19 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 
 import gymnasium as gym
+from gymnasium.vector.async_vector_env import _async_worker
 
 from cwm.rl.envs.registry import EnvConfig
+
+
+def _worker_leaving_ctrl_c_to_the_parent(*args, **kwargs) -> None:
+    """gymnasium's env worker, with Ctrl-C ignored: it reaches the whole process group, and an
+    env process that died of it would break the training process's orderly save-and-exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _async_worker(*args, **kwargs)
 
 
 def _make_in_child(config: EnvConfig, render_threads: int) -> gym.Env:
@@ -40,4 +49,5 @@ def make_parallel_envs(configs: list[EnvConfig], render_threads: int = 1) -> gym
         shared_memory=True,
         context="spawn",
         autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+        worker=_worker_leaving_ctrl_c_to_the_parent,
     )
