@@ -270,6 +270,10 @@ def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadl
     base = stream.time_base
     selector = FrameSelector(opts.every, opts.fps, opts.skip_start)
     kept = [i for i, p in enumerate(pts) if selector.keep(i, float(p * base))]
+    if hi is not None:
+        # every kept frame is known here: take the look-ahead only where a short tail joins
+        core = hi - opts.min_frames
+        hi = None if len(kept) - core < opts.min_frames else core
     wanted = kept[lo:hi]
     conv = _Converter(opts)
     if not wanted:

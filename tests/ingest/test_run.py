@@ -196,3 +196,28 @@ def test_shards_mix_sources_and_do_not_depend_on_the_task_cut(tmp_path, monkeypa
     assert len(shards_of["long"]) >= 3                      # a long source spread over shards
     index = json.loads((tmp_path / "out8" / "_index.json").read_text())
     assert index["totals"]["videos"] == 5 and index["totals"]["samples"] == len(samples)
+
+
+def test_a_range_whose_seek_fails_is_decoded_from_the_start_and_counted(tmp_path, monkeypatch):
+    from cwm.ingest import decode
+    from tests.ingest.conftest import encode, moving
+
+    src = tmp_path / "src"
+    src.mkdir()
+    encode(src / "long.mp4", np.concatenate([moving(120, seed=k) for k in range(2)]))
+    monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", 1)
+    ingest(config(src, tmp_path / "whole", shard_samples=5), log=lambda _: None)
+
+    def seek_fails(*args, **kwargs):
+        raise decode._SeekFailed("as if the demuxer could not seek")
+
+    monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", 8)
+    monkeypatch.setattr(decode, "_decode_by_seeking", seek_fails)
+    lines = []
+    summary = ingest(config(src, tmp_path / "split", shard_samples=5), log=lines.append)
+    assert summary.ok and summary.seek_fallbacks >= 1
+    assert "split ranges decoded from the file start" in "\n".join(lines)
+    stats = [json.loads(p.read_text()) for p in (tmp_path / "split").glob("*.stats.json")]
+    assert sum(s["seek_fallbacks"] for s in stats) == summary.seek_fallbacks
+    tars = lambda d: {p.name: p.read_bytes() for p in (tmp_path / d).glob("*.tar")}  # noqa: E731
+    assert tars("split") == tars("whole")
