@@ -10,8 +10,9 @@ preset's sizes) and times, for `--render default` and `--render fast`:
   - policy: ms per `Agent.act` (encoder + z and s filtering + actor) for one env;
   - training: world-model + actor-critic updates at the preset's batch (50 x 50, or
     `--batch-size` sequences of 50), updates/s.
-Then the loop's frames/s follows from its schedule (one update per `train_every` frames; the
-loop trains while the env process renders, so env and training overlap):
+Then the loop's frames/s follows from its schedule (one update per `train_every` agent steps,
+= frames on Meta-world; the loop trains while the env process renders, so env and training
+overlap):
     serial     1 / (env + policy + update / train_every)
     overlapped 1 / (policy + max(env, update / train_every))
 A full preset run (5,000 prefill frames, 255k frames) is out of reach on a CPU; these parts are

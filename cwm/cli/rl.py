@@ -32,7 +32,8 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
               help="Run directory (default runs/rl-<env>-<task>-<agent>-s<seed>); rerunning resumes.")
 @click.option("--preset", type=click.Choice(PRESETS), default=None,
               help="Settings preset (default: the paper protocol of the env family).")
-@click.option("--steps", type=POSITIVE_INT, default=None, help="Env frames to run (preset default).")
+@click.option("--steps", type=POSITIVE_INT, default=None,
+              help="Agent steps to run (preset default); frames = steps x action repeat (2 on DMC).")
 @click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
               help="A cwm-train checkpoint: encoder, context encoder, decoder and z-RSSM start from it.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -44,11 +45,11 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
 @device_option()
 @click.option("--replay-from", default=None,
               help="Seed the replay with a local Minari dataset (id as namespace/name-v0).")
-@click.option("--prefill", type=COUNT, default=None, help="Frames of random actions first.")
-@click.option("--eval-every", type=POSITIVE_INT, default=None, help="Frames between evaluations.")
+@click.option("--prefill", type=COUNT, default=None, help="Agent steps of random actions first.")
+@click.option("--eval-every", type=POSITIVE_INT, default=None, help="Agent steps between evaluations.")
 @click.option("--eval-episodes", type=POSITIVE_INT, default=None, help="Episodes per evaluation.")
-@click.option("--ckpt-every", type=POSITIVE_INT, default=None, help="Frames between checkpoints.")
-@click.option("--log-every", type=POSITIVE_INT, default=None, help="Frames between metric rows.")
+@click.option("--ckpt-every", type=POSITIVE_INT, default=None, help="Agent steps between checkpoints.")
+@click.option("--log-every", type=POSITIVE_INT, default=None, help="Agent steps between metric rows.")
 @click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Replace one setting of the run's config, named as the run prints it "
               "(sections learn, behavior, loop), e.g. --set behavior.actor_raw_bound=2; repeatable.")

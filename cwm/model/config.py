@@ -49,6 +49,7 @@ class ModelConfig:
     free_nats: float = 0.0
     kl_scale: float = 1.0
     image_scale: float = 1.0
+    init: str = "upstream"       # upstream: its factory's Xavier/zero rule (cwm.model.init); torch: defaults
 
     @property
     def uses_context(self) -> bool:

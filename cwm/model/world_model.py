@@ -21,6 +21,7 @@ from cwm.model.config import ModelConfig
 from cwm.model.decoder import ConvDecoder, ResNetDecoder
 from cwm.model.distributions import (categorical_entropy, image_nll, kl_balanced_loss)
 from cwm.model.encoder import ContextEncoder, ConvEncoder, ResNetEncoder
+from cwm.model.init import INIT_SCHEMES, upstream_init_
 from cwm.model.rssm import RSSM, RSSMState
 
 
@@ -57,6 +58,10 @@ class WorldModel(nn.Module):
                 attn_resolutions=cfg.attn_resolutions, heads=cfg.attn_heads,
                 dropout=cfg.attn_dropout, token_drop=cfg.ctx_token_drop,
                 token_drop_eval=cfg.ctx_token_drop_eval)
+        if cfg.init == "upstream":
+            upstream_init_(self)
+        elif cfg.init != "torch":
+            raise ValueError(f"unknown init scheme {cfg.init!r}; choose one of {INIT_SCHEMES}")
 
     # -- pieces the RL stage reuses -------------------------------------------------------------
 

@@ -31,10 +31,11 @@ from cwm.model.checkpoint import load_checkpoint, load_world_model
 from cwm.model.config import ModelConfig, RunConfig
 from cwm.model.distributions import categorical_entropy, image_nll, kl_balanced_loss
 from cwm.model.heads import MLPHead
+from cwm.model.init import upstream_init_
 from cwm.model.rssm import RSSM, RSSMState
 from cwm.model.world_model import WorldModel, to_float_images
 from cwm.rl.behavior import ActorCritic
-from cwm.rl.bonus import KNNBonus
+from cwm.rl.bonus import BonusConfig, KNNBonus
 from cwm.rl.config import RLConfig
 
 
@@ -109,16 +110,30 @@ class Agent(nn.Module):
         self.reward_beh = MLPHead(feat, 1, learn.head_layers, learn.head_units)
         self.reward_rep = (MLPHead(feat, 1, learn.head_layers, learn.head_units)
                            if self.stacked else None)
-        self.bonus = (KNNBonus(self.wm.rssm.feat_dim, seed=cfg.seed)
+        self.bonus = (KNNBonus(self.wm.rssm.feat_dim, BonusConfig(rule=learn.bonus_rule),
+                               seed=cfg.seed)
                       if self.stacked and learn.intrinsic_scale > 0 else None)
         self.behavior = ActorCritic(feat, action_dim, cfg.behavior)
-        self.model_opt, self._base_lrs = self._make_model_optimizer()
+        if m.init == "upstream":
+            # The parts built fresh for RL, as upstream's factory builds them (Xavier-uniform
+            # weights, zero biases; cwm.model.init); the world model did the same for its own.
+            fresh = [self.reward_beh, self.reward_rep, self.behavior.actor, self.behavior.critic]
+            for mod in fresh + ([self.s_rssm] if self.stacked else []):
+                if mod is not None:
+                    upstream_init_(mod)
+            self.behavior.slow_critic.load_state_dict(self.behavior.critic.state_dict())
+        self.enc_opt, self.model_opt = self._make_model_optimizers()
 
     # -- optimisation ---------------------------------------------------------------------------
 
     def pretrained_modules(self) -> list[nn.Module]:
-        """What `freeze_updates` holds at learning rate 0: the encoder and the z-RSSM."""
-        return [self.wm.encoder, self.wm.rssm] if self.stacked else []
+        """The encoder side: image encoder, context encoder and z-RSSM. Upstream's fine-tuning
+        agent gives these their own optimiser (its `enc_model_opt`; the context encoder is part
+        of its encoder) and holds it at learning rate 0 for `freeze_updates`. Empty for
+        dreamerv2, whose single model optimiser covers the whole world model, as upstream's."""
+        if not self.stacked:
+            return []
+        return [m for m in (self.wm.encoder, self.wm.context_encoder, self.wm.rssm) if m is not None]
 
     def model_modules(self) -> tuple[nn.Module, ...]:
         mods = [self.wm, self.reward_beh]
@@ -126,34 +141,43 @@ class Agent(nn.Module):
             mods += [self.s_rssm, self.reward_rep]
         return tuple(mods)
 
-    def _make_model_optimizer(self) -> tuple[torch.optim.Optimizer, list[float]]:
+    def _make_model_optimizers(self) -> tuple[torch.optim.Optimizer | None, torch.optim.Optimizer]:
+        """(encoder-side optimiser or None, optimiser of the rest of the world model).
+
+        As upstream's `core.Optimizer`: Adam with L2 `weight_decay` added to the gradient (torch's
+        coupled form, after clipping), each optimiser clipping its own parameters' norm.
+        """
         learn = self.cfg.learn
-        frozen_ids = {id(p) for mod in self.pretrained_modules() for p in mod.parameters()}
-        seen, first, rest = set(), [], []
+        enc_ids = {id(p) for mod in self.pretrained_modules() for p in mod.parameters()}
+        seen, enc, rest = set(), [], []
         for mod in self.model_modules():
             for p in mod.parameters():
                 if id(p) in seen:
                     continue
                 seen.add(id(p))
-                (first if id(p) in frozen_ids else rest).append(p)
-        groups = [{"params": ps} for ps in (first, rest) if ps]
-        # Decoupled per-step weight decay p <- (1 - wd) p, as in pre-training: AdamW decays by
-        # lr * weight_decay, so weight_decay = wd / lr (and a group at lr 0 does not decay).
-        opt = torch.optim.AdamW(groups, lr=learn.lr, eps=learn.adam_eps,
-                                weight_decay=learn.weight_decay / learn.lr)
-        return opt, [learn.lr for _ in groups]
+                (enc if id(p) in enc_ids else rest).append(p)
+
+        def adam(params):
+            return torch.optim.Adam(params, lr=learn.lr, eps=learn.adam_eps,
+                                    weight_decay=learn.weight_decay)
+
+        return (adam(enc) if enc else None), adam(rest)
+
+    def _optimizers(self) -> list[tuple[str, torch.optim.Optimizer]]:
+        return [(n, o) for n, o in (("enc", self.enc_opt), ("model", self.model_opt)) if o is not None]
 
     def set_frozen(self, frozen: bool) -> None:
-        """Learning rate 0 (or back to normal) for the encoder and z-RSSM group."""
-        if not self.pretrained_modules():
-            return
-        self.model_opt.param_groups[0]["lr"] = 0.0 if frozen else self._base_lrs[0]
+        """Learning rate 0 (or back to normal) for the encoder-side optimiser."""
+        if self.enc_opt is not None:
+            self.enc_opt.param_groups[0]["lr"] = 0.0 if frozen else self.cfg.learn.lr
 
     def optim_state(self) -> dict:
-        return {"model": self.model_opt.state_dict(), **self.behavior.optim_state()}
+        return {**{n: o.state_dict() for n, o in self._optimizers()},
+                **self.behavior.optim_state()}
 
     def load_optim_state(self, state: dict) -> None:
-        self.model_opt.load_state_dict(state["model"])
+        for name, opt in self._optimizers():
+            opt.load_state_dict(state[name])
         self.behavior.load_optim_state(state)
 
     # -- world model ----------------------------------------------------------------------------
@@ -207,12 +231,17 @@ class Agent(nn.Module):
             if learn.beta_z > 0:
                 loss = loss + learn.beta_z * kl_z_loss
             metrics["kl_z"] = kl_z
-        target = reward
+        target, beh_feat = reward, s_feat
         if self.bonus is not None:
-            intrinsic = self.bonus(z_post.feature(), update=update_bonus)     # [B, T]
-            target = reward + learn.intrinsic_scale * intrinsic
+            intrinsic = self.bonus(z_post.feature(), update=update_bonus)     # [B, T']
+            # Under the upstream rule only the first T' = T - window + 1 steps have a bonus, and
+            # the behavioural head learns on those steps alone (upstream cuts both the reward
+            # and the head's input to the bonus's length); the causal rule keeps all T.
+            t = intrinsic.shape[1]
+            target = reward[:, :t] + learn.intrinsic_scale * intrinsic
+            beh_feat = s_feat[:, :t]
             metrics["intrinsic"] = intrinsic.mean()
-        beh = self.reward_beh(s_feat).squeeze(-1)
+        beh = self.reward_beh(beh_feat).squeeze(-1)
         beh_loss = 0.5 * (beh - target).square().mean()
         loss = loss + beh_loss
         metrics["reward_beh_loss"] = beh_loss.detach()
@@ -227,11 +256,14 @@ class Agent(nn.Module):
         """One world-model update, then one actor-critic update from its s posteriors."""
         self.train()
         loss, metrics, s_post = self.world_model_loss(batch)
-        self.model_opt.zero_grad(set_to_none=True)
+        for _, opt in self._optimizers():
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        params = [p for g in self.model_opt.param_groups for p in g["params"]]
-        metrics["model_grad_norm"] = nn.utils.clip_grad_norm_(params, self.cfg.learn.grad_clip)
-        self.model_opt.step()
+        # One backward pass, then each optimiser clips its own gradient norm and steps.
+        for name, opt in self._optimizers():
+            params = opt.param_groups[0]["params"]
+            metrics[f"{name}_grad_norm"] = nn.utils.clip_grad_norm_(params, self.cfg.learn.grad_clip)
+            opt.step()
         start = RSSMState(*(x.detach().flatten(0, 1) for x in s_post))
         reward_fn = lambda feat: self.reward_beh(feat).squeeze(-1)  # noqa: E731
         metrics.update(self.behavior.train_step(self.s_rssm, start, reward_fn,
@@ -259,21 +291,27 @@ class Agent(nn.Module):
     def act(self, image: torch.Tensor, is_first: torch.Tensor, state: PolicyState | None,
             explore: bool) -> tuple[torch.Tensor, PolicyState]:
         """One env step for N envs: image uint8 [N, 64, 64, 3], is_first bool [N] ->
-        (action float32 [N, A] in [-1, 1], next state). No context encoder when acting."""
+        (action float32 [N, A] in [-1, 1], next state). No context encoder when acting.
+
+        Exploring samples the latents and the action. Evaluating takes the actor's mode, and
+        samples the latents too unless `behavior.eval_state_mean` (upstream's policy samples
+        them unless its `eval_state_mean`, which is False in every config it ships).
+        """
         n = image.shape[0]
         if state is None:
             state = self.initial_state(n, image.device)
+        sample = explore or not self.cfg.behavior.eval_state_mean
         with self._inference():
             embed = self.wm.encoder(to_float_images(image))
             z = None
             if self.stacked:
-                z, _ = self.wm.rssm.obs_step(state.z, None, embed, is_first, sample=explore)
+                z, _ = self.wm.rssm.obs_step(state.z, None, embed, is_first, sample=sample)
                 s_in = z.feature()
                 if self.cfg.learn.s_posterior_embed:
                     s_in = torch.cat([embed, s_in], -1)
             else:
                 s_in = embed
-            s, _ = self.s_rssm.obs_step(state.s, state.action, s_in, is_first, sample=explore)
+            s, _ = self.s_rssm.obs_step(state.s, state.action, s_in, is_first, sample=sample)
             action = self.behavior.act(s.feature(), explore)
         return action, PolicyState(z, s, action)
 

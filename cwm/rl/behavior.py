@@ -111,9 +111,11 @@ class ActorCritic(nn.Module):
         self.critic = MLPHead(feat_dim, 1, cfg.layers, cfg.units)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, eps=cfg.adam_eps)
+        # Adam with L2 weight decay as upstream's actor and critic optimisers.
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr,
+                                          eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
-                                           eps=cfg.adam_eps)
+                                           eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
 
     def policy(self, feat: torch.Tensor) -> TruncatedNormal:
         """DreamerV2's `trunc_normal` head: mean tanh-squashed, std in [min_std, 2 + min_std]."""

@@ -3,12 +3,14 @@
 Four named presets:
 
     metaworld  the paper's Meta-world protocol (SPEC section 6) at the upstream model sizes:
-               prefill 5,000, 100 pre-train updates, train every 5 env steps, batch 50 x 50,
+               prefill 5,000, 100 pre-train updates, train every 5 agent steps, batch 50 x 50,
                encoder and z-RSSM frozen for the first 100 updates, 10 eval episodes every 10k
-               steps, ~255k env steps, free nats 0, intrinsic lambda 1.0, ends prioritised.
-    dmc        the paper's DMC (Remastered) protocol at the upstream sizes: prefill 1,000,
-               batch 16 x 50, 1M frames, free nats 1.0, lambda 0.1, s posterior on
-               [embedding, z feature].
+               steps, 255k agent steps, free nats 0, intrinsic lambda 1.0, ends prioritised,
+               context frames randomly erased.
+    dmc        the paper's DMC (Remastered) protocol at the upstream sizes: prefill 1,000 agent
+               steps (2,000 frames), one update per 5 agent steps (10 frames), batch 16 x 50,
+               502k agent steps (~1M frames), free nats 1.0, lambda 0.1, s posterior on
+               [embedding, z feature], no context augmentation.
     small      a CPU-sized model and budget (the learning check in experiments/rl_smoke).
     tiny       for tests: a few hundred env steps in well under a minute on two cores.
 
@@ -16,9 +18,13 @@ Four named presets:
 budget; the family-specific protocol (free nats, lambda, what the s posterior sees, freezing,
 prioritised ends) follows `--env`, so they serve every family.
 
-Units: `steps`, `prefill`, `train_every`, `eval_every`, `log_every`, `ckpt_every` count
-environment frames (agent steps x action repeat), DreamerV2's convention and the unit of the
-published curves (`cwm.rl.report`). Meta-world's action repeat is 1, so there frames = steps.
+Units: every count of the loop (`steps`, `prefill`, `train_every`, `eval_every`, `log_every`,
+`ckpt_every`, `seq_len`, `replay_capacity`) is in agent steps, i.e. policy decisions summed over
+the training envs, as upstream's configs count them; `pretrain_updates` and `freeze_updates` count
+updates. What a run logs (metrics `step`, checkpoint names, curves) is environment frames = agent
+steps x action repeat (2 on DMC, 1 on Meta-world), upstream's logged unit and the unit of the
+published curves (`cwm.rl.report`). `format_config` names the unit of each count. Until
+checkpoint format 2 the counts were frames; `cwm.rl.loop` refuses to resume such a run.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 
 from cwm.errors import UserError
 from cwm.model.config import ModelConfig, make_config as make_model_config
+from cwm.rl.bonus import RULES as BONUS_RULES, BonusConfig
 from cwm.rl.envs.registry import FAMILIES
 from cwm.values import MAX_SEED, check
 
@@ -56,9 +63,17 @@ class LearnConfig:
     intrinsic_scale: float = 1.0     # lambda in r + lambda * r_int (0 turns the bonus off)
     lr: float = 3e-4
     adam_eps: float = 1e-5
-    grad_clip: float = 100.0
-    weight_decay: float = 1e-6
-    context_erase_prob: float = 0.5  # random erasing of the context frame while training
+    grad_clip: float = 100.0         # per optimiser: encoder side (encoder, context encoder,
+                                     # z-RSSM) and the rest of the world model, as upstream
+    weight_decay: float = 1e-6       # L2 added to the gradient (Adam's coupled form, upstream's)
+    # Random erasing of the context frame while training: upstream's `ctx_aug: erasing` is passed
+    # for Meta-world only (its README commands); DMC runs keep the default `none`.
+    context_erase_prob: float = 0.0
+    # The video bonus's rule (cwm.rl.bonus): "upstream" = APV's expl.py (a forward window over
+    # z features t..t+window-1, only the first T-window+1 steps get a bonus and a reward target,
+    # the batch joins the queue before the k-NN search, running mean from 1.0); "causal" = a
+    # trailing window, every step gets a bonus, search before adding, mean from the first batch.
+    bonus_rule: str = "upstream"
 
 
 @dataclass(frozen=True)
@@ -81,18 +96,23 @@ class BehaviorConfig:
     critic_lr: float = 8e-5
     adam_eps: float = 1e-5
     grad_clip: float = 100.0
+    weight_decay: float = 1e-6       # L2 on actor and critic too, as upstream's actor_opt/critic_opt
     slow_critic_every: int = 100     # updates between copies of the critic into the slow critic
+    # Evaluation acts on a sampled latent state like upstream (`eval_state_mean: False`); true
+    # uses the latents' modes. The action is the actor's mode either way.
+    eval_state_mean: bool = False
 
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """Data collection, update cadence, evaluation and bookkeeping (frames, see module docstring)."""
+    """Data collection, update cadence, evaluation and bookkeeping (agent steps, see the module
+    docstring; `UNITS` names each field's unit)."""
 
     steps: int = 255_000
     prefill: int = 5000
     prefill_hold: float = 1.0        # mean agent steps a random prefill action is held (1 = fresh each step)
     pretrain_updates: int = 100      # updates right after prefill
-    train_every: int = 5             # one update per this many frames (an accumulator of frames)
+    train_every: int = 5             # one update per this many agent steps (an accumulator)
     batch_size: int = 50
     seq_len: int = 50
     freeze_updates: int = 0          # encoder and z-RSSM learning rate 0 for this many updates
@@ -144,20 +164,37 @@ _MODEL_PRESET = {"metaworld": "paper", "dmc": "paper", "small": "small", "tiny":
 _MODEL_SIZES = {"small": dict(cnn_depth=8, res_blocks=1, deter=200, hidden=200, attn_dropout=0.0)}
 _PAPER_FAMILY = {"metaworld": "metaworld", "dmc": "dmc"}
 
+# In agent steps, upstream's unit (configs/apv_finetuning.yaml: `metaworld` stops at 255k steps,
+# `dmc_vision` / `dmc_remastered` run 502k; prefill, train_every 5 and eval_every 1e4 are
+# counted by the same step counter, which its logger multiplies by the action repeat).
+# `small` and `tiny` were sized in frames on DMC (repeat 2) before format 2: halved, they give
+# the same frames there (and half the frames they used to on Meta-world).
 _LOOP = {
     "metaworld": dict(steps=255_000, prefill=5000, pretrain_updates=100, train_every=5,
                       batch_size=50, seq_len=50, eval_every=10_000, eval_episodes=10,
                       log_every=1000, ckpt_every=10_000),
-    "dmc": dict(steps=1_000_000, prefill=1000, pretrain_updates=100, train_every=5,
+    "dmc": dict(steps=502_000, prefill=1000, pretrain_updates=100, train_every=5,
                 batch_size=16, seq_len=50, eval_every=10_000, eval_episodes=10,
                 log_every=1000, ckpt_every=10_000),
-    "small": dict(steps=10_000, prefill=2000, pretrain_updates=50, train_every=8,
-                  batch_size=8, seq_len=24, eval_every=2000, eval_episodes=2,
-                  log_every=500, ckpt_every=2000, replay_chunk=128),
-    "tiny": dict(steps=400, prefill=200, pretrain_updates=2, train_every=50, batch_size=2,
-                 seq_len=8, eval_every=10_000, eval_episodes=1, log_every=100, ckpt_every=100,
+    "small": dict(steps=5000, prefill=1000, pretrain_updates=50, train_every=4,
+                  batch_size=8, seq_len=24, eval_every=1000, eval_episodes=2,
+                  log_every=250, ckpt_every=1000, replay_chunk=128),
+    "tiny": dict(steps=200, prefill=100, pretrain_updates=2, train_every=25, batch_size=2,
+                 seq_len=8, eval_every=5000, eval_episodes=1, log_every=50, ckpt_every=50,
                  replay_chunk=32, keep_checkpoints=2),
 }
+# The unit of every count `format_config` prints (the rest are sizes, rates or switches).
+UNITS = {
+    "loop.steps": "agent steps", "loop.prefill": "agent steps", "loop.prefill_hold": "agent steps",
+    "loop.pretrain_updates": "updates", "loop.train_every": "agent steps per update",
+    "loop.seq_len": "agent steps", "loop.freeze_updates": "updates",
+    "loop.eval_every": "agent steps", "loop.eval_episodes": "episodes",
+    "loop.log_every": "agent steps", "loop.ckpt_every": "agent steps",
+    "loop.replay_capacity": "agent steps", "loop.replay_chunk": "agent steps",
+    "behavior.horizon": "imagined steps", "behavior.slow_critic_every": "updates",
+}
+_FRAMES = ("loop.steps", "loop.prefill", "loop.train_every", "loop.eval_every", "loop.log_every",
+           "loop.ckpt_every")
 _HEADS = {
     "metaworld": {}, "dmc": {},
     "small": dict(head_layers=2, head_units=200),
@@ -173,9 +210,11 @@ _BEHAVIOR = {
 def family_protocol(env: str) -> tuple[dict, dict]:
     """The env family's part of the protocol: (LearnConfig fields, LoopConfig fields)."""
     if env == "metaworld":
-        return (dict(free_nats=0.0, intrinsic_scale=1.0, s_posterior_embed=False),
+        return (dict(free_nats=0.0, intrinsic_scale=1.0, s_posterior_embed=False,
+                     context_erase_prob=0.5),
                 dict(freeze_updates=100, prioritize_ends=True))
-    return (dict(free_nats=1.0, intrinsic_scale=0.1, s_posterior_embed=True),
+    return (dict(free_nats=1.0, intrinsic_scale=0.1, s_posterior_embed=True,
+                 context_erase_prob=0.0),
             dict(freeze_updates=0, prioritize_ends=False))
 
 
@@ -248,10 +287,10 @@ def validate(cfg: RLConfig) -> None:
                 positive = f.name.endswith(("lr", "adam_eps", "grad_clip"))
                 check(f.name, value, low=0 if positive else None, low_open=positive)
     check("seed", cfg.seed, low=0, high=MAX_SEED, integer=True)
-    if learn.weight_decay < 0 or behavior.actor_entropy < 0 \
+    if learn.weight_decay < 0 or behavior.weight_decay < 0 or behavior.actor_entropy < 0 \
             or not 0 <= learn.context_erase_prob <= 1:
-        raise UserError("learn.weight_decay and behavior.actor_entropy must be non-negative and "
-                        "learn.context_erase_prob in [0, 1]")
+        raise UserError("learn.weight_decay, behavior.weight_decay and behavior.actor_entropy must "
+                        "be non-negative and learn.context_erase_prob in [0, 1]")
     if learn.free_nats < 0 or learn.intrinsic_scale < 0:
         raise UserError("learn.free_nats and learn.intrinsic_scale must be non-negative")
     if cfg.agent == "dreamerv2" and (learn.intrinsic_scale > 0 or learn.s_posterior_embed):
@@ -259,10 +298,17 @@ def validate(cfg: RLConfig) -> None:
                         "and learn.s_posterior_embed false")
     if loop.seq_len < 2:
         raise UserError(f"seq_len must be at least 2, got {loop.seq_len}")
+    window = BonusConfig().window
+    if (learn.intrinsic_scale > 0 and learn.bonus_rule == "upstream" and loop.seq_len < window):
+        raise UserError(f"the upstream video bonus averages {window} steps ahead: seq_len must be "
+                        f"at least {window}, got {loop.seq_len} (or learn.bonus_rule=causal)")
+    if learn.bonus_rule not in BONUS_RULES:
+        raise UserError(f"learn.bonus_rule must be one of {', '.join(BONUS_RULES)}, "
+                        f"got {learn.bonus_rule!r}")
     # Updates start after prefill, so each env's stream must by then hold one whole sequence.
-    per_env = loop.prefill // (cfg.envs * cfg.action_repeat)
+    per_env = loop.prefill // cfg.envs
     if per_env < loop.seq_len:
-        raise UserError(f"prefill {loop.prefill} frames over {cfg.envs} env(s) gives {per_env} steps "
+        raise UserError(f"prefill {loop.prefill} agent steps over {cfg.envs} env(s) gives {per_env} "
                         f"per env, fewer than one sequence of {loop.seq_len}: raise --prefill")
 
 
@@ -315,11 +361,19 @@ def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLCo
 
 
 def format_config(cfg: RLConfig) -> str:
-    """One `section.key = value` per line, as printed at the start of a run."""
+    """One `section.key = value` per line, as printed at the start of a run; a count is followed
+    by its unit (and, for the loop's step counts, the env frames it makes)."""
     lines = []
     for k, v in cfg.to_dict().items():
-        if isinstance(v, dict):
-            lines += [f"{k}.{kk} = {vv}" for kk, vv in v.items()]
-        else:
+        if not isinstance(v, dict):
             lines.append(f"{k} = {v}")
+            continue
+        for kk, vv in v.items():
+            name = f"{k}.{kk}"
+            line = f"{name} = {vv}"
+            if name in UNITS:
+                line += f"  # {UNITS[name]}"
+                if name in _FRAMES and cfg.action_repeat != 1:
+                    line += f" = {vv * cfg.action_repeat:,} frames"
+            lines.append(line)
     return "\n".join(lines)

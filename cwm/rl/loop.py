@@ -3,8 +3,9 @@
 One call collects experience, trains and evaluates one run directory (or resumes it):
 
     <run>/config.json         the RLConfig (+ parameter counts, device)
-    <run>/metrics.jsonl       rows with `step` = env frames: training losses and speed every
-                              `log_every`, `train_return` per finished episode, `eval_return`
+    <run>/metrics.jsonl       rows with `step` = env frames (agent steps x action repeat):
+                              training losses and speed every `log_every` agent steps,
+                              `train_return` per finished episode, `eval_return`
                               (+ `eval_success` on Meta-world) per evaluation
     <run>/tb/                 the same scalars as TensorBoard events
     <run>/replay/             the HDF5 replay (`cwm.rl.replay`)
@@ -12,12 +13,13 @@ One call collects experience, trains and evaluates one run directory (or resumes
     <run>/eval/eval-<frames>.gif            the first evaluation episode of every evaluation
     <run>/curve.png           the learning curve so far
 
-Order of a run: `prefill` frames of uniform random actions (each held for `prefill_hold` agent
-steps on average, `cwm.rl.exploration`), then `pretrain_updates` updates, then
-one update per `train_every` frames through an accumulator of frames (so N parallel envs or an
-action repeat keep the same ratio), evaluation every `eval_every` frames (and at the start and
-the end), a checkpoint every `ckpt_every` frames. Updates run while the env processes render
-the next step, so on a CPU the two overlap.
+Order of a run (counts in agent steps, summed over the training envs, as upstream counts them;
+`cwm.rl.config`): `prefill` agent steps of uniform random actions (each held for `prefill_hold`
+agent steps on average, `cwm.rl.exploration`), then `pretrain_updates` updates, then one update
+per `train_every` agent steps through an accumulator (so N parallel envs keep the same ratio),
+evaluation every `eval_every` agent steps (and at the start and the end), a checkpoint every
+`ckpt_every`. Updates run while the env processes render the next step, so on a CPU the two
+overlap. The counters themselves are kept in frames, the unit of everything the run writes.
 
 Resume: a rerun loads the newest checkpoint (counters, accumulator, weights, optimisers, torch
 and numpy RNG, the replay's sampler RNG) and re-opens the replay directory after removing the
@@ -55,7 +57,10 @@ from cwm.rl.replay import Replay
 from cwm.signals import interrupts_deferred, sigterm_as_interrupt
 
 CHECKPOINT_KIND = "cwm-rl"
-FORMAT_VERSION = 1
+# 2: the loop's counts in the saved config are agent steps (1: env frames). A format-1 run is
+# refused rather than resumed with its counts silently reinterpreted.
+FORMAT_VERSION = 2
+_COUNTS = "steps, prefill, train_every, eval_every, log_every, ckpt_every"
 _CKPT = re.compile(r"^rl-(\d{10,})\.pt$")
 
 
@@ -116,6 +121,10 @@ def load_rl_checkpoint(path: Path) -> dict:
     ckpt = safe_load(path, resuming=True)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         raise UserError(f"{path} is not a cwm-rl checkpoint")
+    if ckpt.get("format") == 1:
+        raise UserError(f"{path} predates the unit change: its loop counts ({_COUNTS}) are env "
+                        f"frames, and since checkpoint format 2 they are agent steps (frames / "
+                        f"action repeat); it cannot be resumed, start a new run with another --out")
     if ckpt.get("format") != FORMAT_VERSION:
         raise UserError(f"{path} has format {ckpt.get('format')!r}; this version reads "
                         f"{FORMAT_VERSION}")
@@ -204,9 +213,12 @@ class Run:
             cfg = resume_config(cfg, RLConfig.from_dict(ckpt["config"]), found[-1][1])
         self.cfg = cfg
         run_dir.mkdir(parents=True, exist_ok=True)
+        # env_steps and next_* are frames; accumulator is agent steps.
+        repeat = cfg.action_repeat
         self.counters = {"env_steps": 0, "updates": 0, "accumulator": 0, "episodes": 0,
-                         "pretrained": False, "next_eval": 0, "next_log": cfg.loop.log_every,
-                         "next_ckpt": cfg.loop.ckpt_every, "replay_last_seq": -1}
+                         "pretrained": False, "next_eval": 0,
+                         "next_log": cfg.loop.log_every * repeat,
+                         "next_ckpt": cfg.loop.ckpt_every * repeat, "replay_last_seq": -1}
         if ckpt is not None:
             self.counters.update(ckpt["counters"])
         torch.manual_seed(cfg.seed)
@@ -282,7 +294,8 @@ class Run:
     # -- evaluation ------------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
-        """`eval_episodes` episodes with the policy's mode; the first one saved as a GIF."""
+        """`eval_episodes` episodes with the actor's mode (latents sampled unless
+        `behavior.eval_state_mean`); the first one saved as a GIF."""
         cfg, steps = self.cfg, self.counters["env_steps"]
         if self.eval_env is None:
             self.eval_env = self.factories.make_eval_env(cfg)
@@ -383,7 +396,7 @@ def write_curve(run_dir: Path, env: str) -> Path:
 def train(cfg: RLConfig, run_dir: str | Path, factories: Factories | None = None, *,
           device: str | torch.device = "auto", progress: bool = True,
           replay_from: str | None = None, echo: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the RL run in `run_dir` until `cfg.loop.steps` env frames; summary dict."""
+    """Run (or resume) the RL run in `run_dir` until `cfg.loop.steps` agent steps; summary dict."""
     from cwm.model.runtime import resolve_device
 
     dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -396,18 +409,23 @@ def train(cfg: RLConfig, run_dir: str | Path, factories: Factories | None = None
 
 def _drive(run: Run, progress: bool) -> dict:
     cfg, loop, c, echo = run.cfg, run.cfg.loop, run.counters, run.echo
+    repeat = cfg.action_repeat
+    # The loop's counts are agent steps (cwm.rl.config); the counters are frames.
+    total, prefill = loop.steps * repeat, loop.prefill * repeat
+    eval_every, log_every, ckpt_every = (loop.eval_every * repeat, loop.log_every * repeat,
+                                         loop.ckpt_every * repeat)
     echo(format_config(cfg))
     echo(f"device = {run.device}; parameters = {count_parameters(run.agent)['total']:,}")
     echo(f"resuming {run.run_dir} at {c['env_steps']} frames, {c['updates']} updates "
          f"({run.ckpt_path})" if run.ckpt_path else f"starting {run.run_dir}")
-    if c["env_steps"] >= loop.steps:
-        echo(f"already at {c['env_steps']} frames (--steps {loop.steps}): nothing to do")
+    if c["env_steps"] >= total:
+        echo(f"already at {c['env_steps']} frames (--steps {loop.steps} agent steps = {total} "
+             f"frames): nothing to do")
         return {"run_dir": str(run.run_dir), "env_steps": c["env_steps"], "updates": c["updates"],
                 "steps_run": 0}
     logger = MetricsLogger(run.run_dir, c["env_steps"])
-    bar = tqdm(total=loop.steps, initial=c["env_steps"], unit="frame", dynamic_ncols=True,
+    bar = tqdm(total=total, initial=c["env_steps"], unit="frame", dynamic_ncols=True,
                disable=not progress, file=sys.stderr)
-    repeat = cfg.action_repeat
     window = _Window()
     last_eval: dict[str, float] = {}
     ep_return = np.zeros(run.n)
@@ -436,11 +454,11 @@ def _drive(run: Run, progress: bool) -> dict:
                     # would evaluate this step a second time.
                     with interrupts_deferred():
                         logger.log(c["env_steps"], last_eval)
-                        c["next_eval"] = (c["env_steps"] // loop.eval_every + 1) * loop.eval_every
+                        c["next_eval"] = (c["env_steps"] // eval_every + 1) * eval_every
                     write_curve(run.run_dir, cfg.env)
 
             maybe_evaluate()
-            while c["env_steps"] < loop.steps:
+            while c["env_steps"] < total:
                 # Every frame the counters count is in the replay when a checkpoint is saved,
                 # also after Ctrl-C: the newest observation is recorded whole or not at all,
                 # and `unrecorded` says which (the interrupt handler records it then).
@@ -456,7 +474,7 @@ def _drive(run: Run, progress: bool) -> dict:
                     bar.set_postfix(ret=f"{ep_return[i]:.1f}", eval=f"{last_eval.get('eval_return', float('nan')):.1f}")
 
                 t0 = time.perf_counter()
-                if c["env_steps"] < loop.prefill:
+                if c["env_steps"] < prefill:
                     action = prefill_actions.next()
                 else:
                     image = torch.from_numpy(obs["image"]).to(run.device)
@@ -467,18 +485,20 @@ def _drive(run: Run, progress: bool) -> dict:
 
                 # Envs that just ended ignore their action and reset (NEXT_STEP autoreset).
                 stepping = ~obs["is_last"].astype(bool)
-                frames = int(stepping.sum()) * repeat
+                agent_steps = int(stepping.sum())
+                frames = agent_steps * repeat
                 run.envs.step_async(action)
                 t1 = time.perf_counter()
                 # Train while the env processes simulate and render the step just sent.
-                if c["env_steps"] >= loop.prefill:
+                if c["env_steps"] >= prefill:
                     if not c["pretrained"]:
                         run.replay.flush()
                         for _ in range(loop.pretrain_updates):
                             window.add(run.update())
                         c["pretrained"] = True
-                    # Counted in whole frames, so the ratio is exact and survives a resume.
-                    c["accumulator"] += frames
+                    # Counted in whole agent steps (upstream's `train_every` unit), so the
+                    # ratio is exact and survives a resume.
+                    c["accumulator"] += agent_steps
                     while c["accumulator"] >= loop.train_every:
                         window.add(run.update())
                         c["accumulator"] -= loop.train_every
@@ -500,7 +520,7 @@ def _drive(run: Run, progress: bool) -> dict:
                 window.frames += frames
                 bar.update(frames)
 
-                if c["env_steps"] >= c["next_log"] or c["env_steps"] >= loop.steps:
+                if c["env_steps"] >= c["next_log"] or c["env_steps"] >= total:
                     now = run.env_timings()
                     window.env_time = {k: now[k] - env_clock[k] for k in now}
                     env_clock = now
@@ -509,13 +529,13 @@ def _drive(run: Run, progress: bool) -> dict:
                                replay_steps=len(run.replay))
                     logger.log(c["env_steps"], row)
                     window = _Window()
-                    c["next_log"] = (c["env_steps"] // loop.log_every + 1) * loop.log_every
-                if c["env_steps"] < loop.steps:
+                    c["next_log"] = (c["env_steps"] // log_every + 1) * log_every
+                if c["env_steps"] < total:
                     maybe_evaluate()
                 if c["env_steps"] >= c["next_ckpt"]:
                     run.save()
                     saved_at = c["env_steps"]
-                    c["next_ckpt"] = (c["env_steps"] // loop.ckpt_every + 1) * loop.ckpt_every
+                    c["next_ckpt"] = (c["env_steps"] // ckpt_every + 1) * ckpt_every
             # The observation the last action led to belongs to the data as well.
             with interrupts_deferred():
                 run.record(obs, reward, success, prev_action)

@@ -268,7 +268,8 @@ class Replay:
         return min(max(start, 0), total - length)
 
     def sample(self, batch: int, length: int) -> dict[str, np.ndarray]:
-        """`batch` sequences of `length` consecutive steps: {key: [batch, length, ...]}."""
+        """`batch` sequences of `length` consecutive steps: {key: [batch, length, ...]}, each
+        with is_first set at its first step."""
         streams = self._index()
         totals = np.array([s.total for s in streams], np.int64)
         if self.prioritize_ends:
@@ -282,6 +283,11 @@ class Replay:
         out = {k: np.empty((batch, length) + v.shape[1:], v.dtype) for k, v in example.items()}
         for b, s in enumerate(picks):
             self._gather(streams[s], self._start(streams[s], length), length, out, b)
+        if "is_first" in out:
+            # Every sequence starts from the initial latent state, as upstream's replay marks
+            # (wmlib/core/replay.py sets is_first at index 0 of each sampled sequence): the
+            # world model never carries a state into a batch, so step 0 starts afresh.
+            out["is_first"][:, 0] = True
         return out
 
     @staticmethod

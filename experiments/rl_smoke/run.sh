@@ -20,8 +20,10 @@ mkdir -p "$RUNS" "$REPORT"
 runs=()
 for seed in $SEEDS; do
   runs+=("$RUNS/seed$seed")
-  cwm-rl --env dmc --task "$TASK" --preset small --steps "$FRAMES" --render fast \
-         --seed "$seed" --eval-every 2000 --out "$RUNS/seed$seed" --no-progress "$@" \
+  # cwm-rl counts agent steps; DMC repeats each action twice (FRAMES / 2 steps, eval every
+  # 1,000 steps = 2,000 frames). The runs in this folder were made before that unit change.
+  cwm-rl --env dmc --task "$TASK" --preset small --steps "$(( FRAMES / 2 ))" --render fast \
+         --seed "$seed" --eval-every 1000 --out "$RUNS/seed$seed" --no-progress "$@" \
          >> "$RUNS/seed$seed.log" 2>&1 &
 done
 wait

@@ -74,8 +74,10 @@ def _saturated_actor(bound: float) -> tuple[ActorCritic, torch.nn.Module]:
     cfg = make_rl_config("dmc", preset="tiny")
     torch.manual_seed(0)
     rssm = make_agent(cfg, 1, torch.device("cpu")).s_rssm
+    # No L2 here: upstream's 1e-6 (Adam-normalised) would move the saturated bias by ~lr per
+    # update on its own, which is not the gradient of the return this test is about.
     ac = ActorCritic(rssm.feat_dim, 1, BehaviorConfig(layers=1, units=16, horizon=3,
-                                                      actor_raw_bound=bound))
+                                                      actor_raw_bound=bound, weight_decay=0.0))
     last = ac.actor.net[-1]
     with torch.no_grad():
         last.weight.zero_()
@@ -191,7 +193,8 @@ def test_freezing_holds_encoder_and_z_rssm_only():
     agent.set_frozen(True)
     agent.update(_batch())
     changed = {n for n, p in agent.named_parameters() if not torch.equal(p, before[n])}
-    assert not any(n.startswith(("wm.encoder.", "wm.rssm.")) for n in changed)
+    # Upstream's encoder optimiser holds the context encoder too (part of its encoder).
+    assert not any(n.startswith(("wm.encoder.", "wm.rssm.", "wm.context_encoder.")) for n in changed)
     assert any(n.startswith("wm.decoder.") for n in changed)
     assert any(n.startswith("s_rssm.") for n in changed)
     assert any(n.startswith("behavior.actor.") for n in changed)
@@ -215,3 +218,91 @@ def test_every_agent_kind_updates_and_acts(kind):
     action2, _ = agent.act(image, ~first, state, explore=False)
     assert action2.shape == (3, 2)
     assert agent.training  # acting must not leave BatchNorm in eval mode
+
+
+@pytest.mark.parametrize("state_mean", [False, True])
+def test_evaluation_samples_the_latents_unless_eval_state_mean(state_mean):
+    # Upstream's policy samples the latent state in evaluation too (`eval_state_mean: False`).
+    from cwm.rl.config import apply_settings
+
+    cfg = apply_settings(make_rl_config("dmc", preset="tiny", agent="dreamerv2"),
+                         [f"behavior.eval_state_mean={state_mean}"])
+    agent = make_agent(cfg, 2, torch.device("cpu"))
+    image = torch.randint(0, 256, (64, 64, 64, 3), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    first = torch.ones(64, dtype=torch.bool)
+    runs = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        _, state = agent.act(image, first, None, explore=False)
+        runs.append(state.s.stoch)
+    assert torch.equal(runs[0], runs[1]) == state_mean
+
+
+@pytest.mark.parametrize("rule", ["upstream", "causal"])
+def test_behavioural_reward_head_learns_on_the_steps_the_bonus_covers(rule):
+    # Upstream pairs the forward-window bonus with reward[:, :T-4] and cuts the head's input to
+    # match; the representative head still sees every step. The causal rule keeps all T steps.
+    from cwm.rl.config import apply_settings
+
+    cfg = apply_settings(make_rl_config("dmc", preset="tiny"), [f"learn.bonus_rule={rule}"])
+    agent = make_agent(cfg, 2, torch.device("cpu"))
+    batch = _batch(action_dim=2)
+    late = {**batch, "reward": batch["reward"].clone()}
+    late["reward"][:, -4:] += 10.0
+    losses = []
+    for b in (batch, late):
+        torch.manual_seed(0)
+        _, metrics, _ = agent.world_model_loss(b, augment=False, update_bonus=False)
+        losses.append(metrics)
+    assert losses[0]["reward_rep_loss"] != losses[1]["reward_rep_loss"]
+    same = torch.isclose(losses[0]["reward_beh_loss"], losses[1]["reward_beh_loss"])
+    assert bool(same) == (rule == "upstream")
+
+
+def test_two_model_optimisers_clip_separately_and_all_decay():
+    # Upstream: enc_model_opt (encoder with its context part + z-RSSM) and model_opt (the rest),
+    # each clipping its own gradient norm; Adam with L2 1e-6 on actor and critic too.
+    from cwm.rl.config import apply_settings
+
+    cfg = apply_settings(make_rl_config("dmc", preset="tiny"), ["learn.grad_clip=1e-3"])
+    agent = make_agent(cfg, 2, torch.device("cpu"))
+    enc = {id(p) for g in agent.enc_opt.param_groups for p in g["params"]}
+    rest = {id(p) for g in agent.model_opt.param_groups for p in g["params"]}
+    assert not enc & rest
+    for mod in (agent.wm.encoder, agent.wm.context_encoder, agent.wm.rssm):
+        assert {id(p) for p in mod.parameters()} <= enc
+    for mod in (agent.wm.decoder, agent.s_rssm, agent.reward_beh, agent.reward_rep):
+        assert {id(p) for p in mod.parameters()} <= rest
+    metrics = agent.update(_batch(action_dim=2))
+    assert {"enc_grad_norm", "model_grad_norm"} <= set(metrics)
+
+    def norm(ids):
+        return torch.stack([p.grad.norm() for p in agent.parameters()
+                            if id(p) in ids and p.grad is not None]).norm()
+
+    # Each side is clipped to the bound on its own, so together they exceed it.
+    assert norm(enc) <= 1e-3 * 1.01 and norm(rest) <= 1e-3 * 1.01
+    assert (norm(enc) ** 2 + norm(rest) ** 2).sqrt() > 1.2e-3
+    for opt in (agent.enc_opt, agent.model_opt, agent.behavior.actor_opt, agent.behavior.critic_opt):
+        assert isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW)
+        assert opt.param_groups[0]["weight_decay"] == 1e-6
+
+
+@pytest.mark.parametrize("kind", ["contextwm", "dreamerv2"])
+def test_fresh_rl_parts_start_from_upstreams_initialisation(kind):
+    # Upstream builds the s-RSSM, reward heads, actor and critic through its layer factory:
+    # Xavier-uniform weights, zero biases. The slow critic starts as a copy of the critic.
+    import math
+
+    agent = make_agent(make_rl_config("dmc", preset="tiny", agent=kind), 2, torch.device("cpu"))
+    heads = [agent.reward_beh, agent.behavior.actor, agent.behavior.critic]
+    heads += [agent.reward_rep] if kind != "dreamerv2" else []
+    layers = [m for h in heads for m in h.net if isinstance(m, torch.nn.Linear)]
+    layers += [agent.s_rssm.img_in, agent.s_rssm.img_out, agent.s_rssm.obs_logits]
+    for lin in layers:
+        bound = math.sqrt(6.0 / (lin.in_features + lin.out_features))
+        assert torch.count_nonzero(lin.bias) == 0
+        assert lin.weight.abs().max() <= bound and lin.weight.abs().max() > 0.9 * bound
+    for a, b in zip(agent.behavior.critic.parameters(), agent.behavior.slow_critic.parameters()):
+        assert torch.equal(a, b)

@@ -45,7 +45,7 @@ def test_checkpoint_of_the_wrong_kind_is_one_line(tmp_path):
 
 def test_report_of_a_run(tmp_path):
     run = tmp_path / "run"
-    run_rl("--env", "dmc", "--out", str(run), "--steps", "300", *TINY)
+    run_rl("--env", "dmc", "--out", str(run), "--steps", "150", *TINY)   # 300 frames
     out = subprocess.run(rl_cmd("report", str(run), "--out", str(tmp_path / "report"),
                                 "--baselines", "1"), cwd=REPO,
                          env=ENV, capture_output=True, text=True, timeout=120)
@@ -62,9 +62,9 @@ def test_report_of_a_run(tmp_path):
 
 
 def test_export_minari_then_replay_from_it(tmp_path):
-    # One complete cartpole episode (1,000 frames) of random actions, no updates.
+    # One complete cartpole episode (500 agent steps, 1,000 frames) of random actions, no updates.
     run = tmp_path / "run"
-    run_rl("--env", "dmc", "--out", str(run), "--steps", "1000", "--prefill", "1000", *TINY)
+    run_rl("--env", "dmc", "--out", str(run), "--steps", "500", "--prefill", "500", *TINY)
     datasets = tmp_path / "minari"
     proc = subprocess.run(rl_cmd("export-minari", str(run), "--datasets-path", str(datasets)),
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
@@ -72,7 +72,7 @@ def test_export_minari_then_replay_from_it(tmp_path):
     assert "exported 1 episode(s), 501 steps as cwm/dmc-cartpole-balance-v0" in proc.stdout
 
     seeded = tmp_path / "seeded"
-    out = run_rl("--env", "dmc", "--out", str(seeded), "--steps", "200",
+    out = run_rl("--env", "dmc", "--out", str(seeded), "--steps", "100",
                  "--replay-from", "cwm/dmc-cartpole-balance-v0", *TINY,
                  env_extra={"MINARI_DATASETS_PATH": str(datasets)})
     assert "replay: 1 episode(s), 501 steps from Minari dataset" in out

@@ -52,7 +52,68 @@ def test_resume_may_change_budget_and_cadence_only():
     assert (cfg.loop.steps, cfg.loop.eval_every) == (50_000, 5000)
     assert cfg.behavior == saved.behavior
     for other, what in ((make_rl_config("dmc", preset="small"), "behavior.actor_raw_bound = 2.0"),
-                        (apply_settings(asked, ["loop.train_every=4"]), "loop.train_every = 8"),
+                        (apply_settings(asked, ["loop.train_every=8"]), "loop.train_every = 4"),
                         (apply_settings(asked, ["learn.free_nats=0"]), "learn.free_nats = 1.0")):
         with pytest.raises(UserError, match=what):
             resume_config(other, saved, Path("run"))
+
+
+def test_paper_presets_count_in_agent_steps_as_upstream():
+    # configs/apv_finetuning.yaml upstream: counts are agent steps, frames = steps x repeat.
+    dmc = make_rl_config("dmc")
+    assert dmc.action_repeat == 2
+    assert (dmc.loop.prefill, dmc.loop.train_every, dmc.loop.steps, dmc.loop.eval_every,
+            dmc.loop.pretrain_updates) == (1000, 5, 502_000, 10_000, 100)
+    # Prefill 2,000 frames and one update per 10 frames: 16 x 50 / 10 = 80 replayed steps a frame.
+    assert dmc.loop.prefill * dmc.action_repeat == 2000
+    assert dmc.loop.batch_size * dmc.loop.seq_len / (dmc.loop.train_every * dmc.action_repeat) == 80
+    mw = make_rl_config("metaworld")
+    assert mw.action_repeat == 1
+    assert (mw.loop.prefill, mw.loop.train_every, mw.loop.steps) == (5000, 5, 255_000)
+
+
+def test_printed_config_names_each_counts_unit():
+    lines = format_config(make_rl_config("dmc")).splitlines()
+    assert "loop.prefill = 1000  # agent steps = 2,000 frames" in lines
+    assert "loop.train_every = 5  # agent steps per update = 10 frames" in lines
+    assert "loop.steps = 502000  # agent steps = 1,004,000 frames" in lines
+    assert "loop.pretrain_updates = 100  # updates" in lines
+    mw = format_config(make_rl_config("metaworld")).splitlines()
+    assert "loop.prefill = 5000  # agent steps" in mw   # frames = steps at repeat 1
+
+
+def test_context_erasing_on_metaworld_only():
+    # Upstream passes `--encoder_ctx.ctx_aug erasing` for Meta-world; DMC keeps `ctx_aug: none`.
+    assert make_rl_config("metaworld").learn.context_erase_prob == 0.5
+    for env in ("dmc", "dmcr"):
+        assert make_rl_config(env).learn.context_erase_prob == 0.0
+        assert make_rl_config(env, preset="small").learn.context_erase_prob == 0.0
+
+
+def test_upstream_bonus_rule_and_sampled_evaluation_latents_are_the_defaults():
+    cfg = make_rl_config("dmc")
+    assert cfg.learn.bonus_rule == "upstream" and cfg.behavior.eval_state_mean is False
+    assert apply_settings(cfg, ["learn.bonus_rule=causal"]).learn.bonus_rule == "causal"
+    with pytest.raises(UserError, match="bonus_rule must be one of upstream, causal"):
+        apply_settings(cfg, ["learn.bonus_rule=forward"])
+
+
+def test_resuming_a_checkpoint_from_before_the_unit_change_is_refused(tmp_path):
+    import torch
+
+    from cwm.rl.loop import CHECKPOINT_KIND, Run, load_rl_checkpoint
+
+    old = make_rl_config("dmc", preset="tiny")
+    path = tmp_path / "checkpoints" / "rl-0000000400.pt"
+    path.parent.mkdir()
+    torch.save({"kind": CHECKPOINT_KIND, "format": 1, "config": old.to_dict(),
+                "counters": {"env_steps": 400}}, path)
+    with pytest.raises(UserError) as err:
+        load_rl_checkpoint(path)
+    message = str(err.value)
+    assert "predates the unit change" in message and "agent steps" in message
+    assert "\n" not in message
+    # A run directory holding it is refused before anything is built or written.
+    with pytest.raises(UserError, match="predates the unit change"):
+        Run(old, tmp_path, None, torch.device("cpu"), print)
+    assert not (tmp_path / "config.json").exists()

@@ -57,7 +57,8 @@ def test_tiny_run_dmc(tmp_path):
     run = tmp_path / "dmc"
     setting = ("--set", "behavior.actor_raw_bound=2")
     out = summary(run_rl("--env", "dmc", "--out", str(run), *setting, *TINY))
-    # prefill 200 frames, then 2 pre-train updates and one per 50 frames up to 400.
+    # tiny counts agent steps (cartpole repeats each action twice): prefill 100 steps = 200
+    # frames, then 2 pre-train updates and one per 25 steps = 50 frames up to 200 = 400 frames.
     assert out["env_steps"] == 400 and out["updates"] == 2 + 200 // 50
     check_run(run, "dmc", "cartpole-balance", 400)
     assert json.loads((run / "config.json").read_text())["behavior"]["actor_raw_bound"] == 2.0
@@ -73,8 +74,8 @@ def test_tiny_run_dmc(tmp_path):
 def test_tiny_run_metaworld(tmp_path):
     run = tmp_path / "mw"
     out = summary(run_rl("--env", "metaworld", "--task", "reach-v3", "--out", str(run), *TINY))
-    assert out["env_steps"] == 400
-    rows = check_run(run, "metaworld", "reach", 400)
+    assert out["env_steps"] == 200   # action repeat 1: frames = agent steps
+    rows = check_run(run, "metaworld", "reach", 200)
     # The Meta-world protocol freezes encoder and z-RSSM for the first updates; all of these.
     assert json.loads((run / "config.json").read_text())["loop"]["freeze_updates"] == 100
     assert all(0.0 <= r["eval_success"] <= 1.0 for r in rows if "eval_success" in r)
@@ -108,8 +109,9 @@ def _wait_for_checkpoint(proc, run, min_step, timeout=180):
 
 def test_kill9_then_resume_continues_counters_without_catch_up(tmp_path):
     run = tmp_path / "resume"
-    args = rl_cmd("--env", "dmc", "--out", str(run), "--steps", "700", "--ckpt-every", "100",
-                  "--log-every", "50", *TINY)
+    # In agent steps: 700, 100 and 50 frames.
+    args = rl_cmd("--env", "dmc", "--out", str(run), "--steps", "350", "--ckpt-every", "50",
+                  "--log-every", "25", *TINY)
     proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     step, path = _wait_for_checkpoint(proc, run, 300)

@@ -54,10 +54,23 @@ def test_sequences_are_consecutive_across_chunks_and_episodes(tmp_path):
         assert batch["image"].shape == (64, 9, 8, 8, 3) and batch["action"].shape == (64, 9, 2)
         rewards = batch["reward"]
         assert np.all(np.diff(rewards, axis=1) == 1)
-        # is_first exactly where an episode starts (counter multiple of 7).
-        assert np.array_equal(batch["is_first"], rewards % 7 == 0)
+        # is_first where an episode starts (counter multiple of 7) and at every sequence's start.
+        assert np.array_equal(batch["is_first"][:, 1:], rewards[:, 1:] % 7 == 0)
         # Windows crossing episode boundaries are drawn too.
         assert batch["is_first"][:, 1:].any()
+
+
+def test_every_sampled_sequence_starts_with_is_first(tmp_path):
+    # Upstream's replay marks the first step of each sampled sequence, mid-episode or not.
+    with Replay(tmp_path, capacity=1000, chunk_len=5, seed=3) as r:
+        add_episodes(r, 2, 40)
+        batch = r.sample(64, 6)
+        assert batch["is_first"][:, 0].all()
+        starts_mid_episode = batch["reward"][:, 0] % 40 != 0
+        assert starts_mid_episode.any()
+        # The stored data keeps its own flags: only episode starts are marked on disk.
+        stored = np.concatenate([c.data["is_first"] for c in r.chunks()])
+        assert stored.sum() == 2
 
 
 def test_workers_streams_never_mix(tmp_path):
