@@ -357,6 +357,8 @@ def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions,
     kept = [index for index, number in enumerate(item.frame_numbers)
             if selector.keep(index, (number - item.frame_numbers[0]) / item.frame_rate)]
     lo, hi = segments.kept_slice(opts.segment_frames, opts.min_frames)
+    if lo > 0 and len(kept) - lo < opts.min_frames:
+        lo = len(kept)        # a short tail: the previous range holds it in its last segment
     wanted = kept[lo:hi]
     wanted = wanted[:segments.trim(len(wanted), opts.segment_frames, opts.min_frames)]
     hi = lo + len(wanted) if segments.end is not None else None

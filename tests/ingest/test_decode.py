@@ -203,3 +203,36 @@ def test_range_without_timestamps_falls_back_to_decoding_from_the_start(tmp_path
     raw = encode(tmp_path / "raw.h264", moving(60), fmt="h264")   # an elementary stream: no pts
     _same_as_whole(raw, FrameOptions(segment_frames=10, min_frames=5), [(0, 2), (2, None)],
                    expect_fallback=True)
+
+
+def test_frame_run_ranges_equal_the_whole_run(tmp_path):
+    """A long JPEG run (YouTube-driving) split into ranges: same segments, only kept stills read."""
+    from PIL import Image
+
+    from cwm.ingest.decode import decode_frame_run
+    from cwm.ingest.sources.base import VideoInput
+
+    numbers = tuple(range(1, 131))
+    for n, img in zip(numbers, moving(130, 48, 64)):
+        Image.fromarray(img).save(tmp_path / f"{n}.jpg", quality=90)
+    item = VideoInput("run", ".", frames=tuple(f"{n}.jpg" for n in numbers),
+                      frame_numbers=numbers, frame_rate=30.0)
+    cases = [  # 25 kept: 5 segments; 26 kept: the 1-frame tail joins segment 4
+        (FrameOptions(segment_frames=5, min_frames=3, every=5, skip_start=7), 25,
+         ((0, 2), (2, 4), (4, None))),
+        (FrameOptions(segment_frames=5, min_frames=3, every=5), 26, ((0, 2), (2, 5), (5, None))),
+    ]
+    for opts, n_kept, ranges in cases:
+        whole = decode_frame_run(tmp_path, item, opts)
+        expected = _segments(whole, opts)
+        assert len(whole.frames) == n_kept and sorted(expected) == [0, 1, 2, 3, 4]
+        spans = 0
+        for first, end in ranges:
+            part = decode_frame_run(tmp_path, item, opts, SegmentRange(first, end))
+            got = _segments(part, opts)
+            assert sorted(got) == [k for k in expected if k >= first and (end is None or k < end)]
+            for k, (indices, frames) in got.items():
+                assert np.array_equal(indices, expected[k][0])
+                assert np.array_equal(frames, expected[k][1])
+            spans += part.decoded
+        assert spans == len(numbers)          # the ranges' source spans tile the run
