@@ -56,17 +56,24 @@ def cli(ctx, shards, out, preset, kind, steps, seed, device, compile_, batch_siz
 
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--shards", required=True, help="Shard spec of the clips to predict.")
-@click.option("--clips", "n_clips", type=POSITIVE_INT, default=4, show_default=True)
+@click.option("--shards", required=True, help="Shard spec of held-out clips to score and picture.")
+@click.option("--clips", "n_clips", type=POSITIVE_INT, default=4, show_default=True,
+              help="Clips in the pictures.")
+@click.option("--eval-clips", type=POSITIVE_INT, default=64, show_default=True,
+              help="Clips scored (per-frame MSE, PSNR, SSIM).")
+@click.option("--mode", "use_mode", is_flag=True,
+              help="Decode the latents' mode instead of sampling them (upstream samples).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Where the pictures go (default RUN/pictures).")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Selects the clip windows.")
+              help="Where the scores and pictures go (default RUN/pictures).")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Selects the clip windows, context frames and latent samples.")
 @device_option()
-def predict(run, shards, n_clips, out, seed, device):
-    """Open-loop predictions and a compositional grid from RUN's newest checkpoint."""
-    from cwm.model.train import predict as run_predict
+def predict(run, shards, n_clips, eval_clips, use_mode, out, seed, device):
+    """Open-loop scores and pictures from RUN's newest checkpoint (context from observed frames)."""
+    from cwm.model.predict import predict as run_predict
 
-    for path in run_predict(run, shards, device=device, n_clips=n_clips, out_dir=out, seed=seed):
+    for path in run_predict(run, shards, device=device, n_clips=n_clips, eval_clips=eval_clips,
+                            out_dir=out, seed=seed, sample=not use_mode):
         click.echo(str(path))
 
 

@@ -58,7 +58,7 @@ def _multihead_in_proj_(attn: ContextCrossAttention) -> None:
 
 
 def factory_layers(module: nn.Module) -> list[nn.Module]:
-    """The layers of `module` itself (not of its sub-parts) that upstream builds through its factory."""
+    """The layers of `module` itself (not its parts) that upstream builds through its factory."""
     if isinstance(module, ResNetEncoder):  # also ContextEncoder
         return [module.stem]
     if isinstance(module, ConvEncoder):

@@ -2,7 +2,8 @@
 
 Open-loop prediction (`predict-<tag>.png` / `.gif`): for each clip three rows, truth |
 prediction | error, one column per time step. The first `observe` frames are reconstructions
-from the posterior (grey frame), the rest are imagined from the prior alone (red frame).
+from the posterior (grey frame), the rest are imagined from the prior alone (red frame); the
+context frame is one of the observed frames (`cwm.model.evaluation`).
 
 Compositional decoding (`compose-<tag>.png` / `.gif`): the dynamics (posterior latents) of clip A
 decoded with the context frame of clip B, for every A (rows) x B (columns). The top row shows the
@@ -20,6 +21,7 @@ import torch
 from PIL import Image
 
 from cwm.atomic import atomic_path
+from cwm.model.evaluation import evaluate_open_loop
 from cwm.model.world_model import WorldModel, to_uint8_images
 
 GREY = (128, 128, 128)
@@ -94,19 +96,6 @@ def save_gif(path: str | Path, frames: np.ndarray, fps: float = 5.0) -> Path:
 
 
 @torch.no_grad()
-def render_predictions(model: WorldModel, frames: torch.Tensor, context: torch.Tensor,
-                       observe: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 [N, T, 64, 64, 3] clips (+ their contexts) -> (truth, prediction) uint8 numpy arrays."""
-    was_training = model.training
-    model.eval()
-    try:
-        pred = to_uint8_images(model.open_loop(frames, context, observe)).cpu().numpy()
-    finally:
-        model.train(was_training)
-    return frames.cpu().numpy(), pred
-
-
-@torch.no_grad()
 def render_composition(model: WorldModel, frames: torch.Tensor, contexts: torch.Tensor) -> np.ndarray:
     """uint8 [A, T, ...] clips, [C, 64, 64, 3] contexts -> composed uint8 [A, C, T, 64, 64, 3]"""
     was_training = model.training
@@ -117,24 +106,28 @@ def render_composition(model: WorldModel, frames: torch.Tensor, contexts: torch.
         model.train(was_training)
 
 
-def write_pictures(model: WorldModel, frames: torch.Tensor, context: torch.Tensor,
-                   out_dir: str | Path, tag: str, observe: int = 5, max_clips: int = 4) -> list[Path]:
+def write_pictures(model: WorldModel, frames: torch.Tensor, out_dir: str | Path, tag: str,
+                   observe: int = 5, max_clips: int = 4, *, sample: bool = True,
+                   seed: int = 0) -> list[Path]:
     """Open-loop prediction strip + compositional grid of up to `max_clips` clips, as PNG and GIF.
 
-    frames uint8 [B, T, 64, 64, 3] and context uint8 [B, 64, 64, 3] on the model's device.
+    frames uint8 [B, T, 64, 64, 3] on the model's device. The prediction follows the protocol of
+    `cwm.model.evaluation` (context drawn from the observed frames, latents sampled unless
+    `sample` is False); the grid decodes every clip's dynamics with each clip's same context frame.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n = min(max_clips, frames.shape[0])
-    frames, context = frames[:n], context[:n]
+    frames = frames[:n]
     observe = min(observe, frames.shape[1] - 1)
-    truth, pred = render_predictions(model, frames, context, observe)
+    result = evaluate_open_loop(model, frames, observe, sample=sample, seed=seed)
+    truth, pred = frames.cpu().numpy(), result.pred.cpu().numpy()
     paths = [
         save_png(out_dir / f"predict-{tag}.png", prediction_strip(truth, pred, observe)),
         save_gif(out_dir / f"predict-{tag}.gif", prediction_frames(truth, pred, observe)),
     ]
-    composed = render_composition(model, frames, context)
-    grid = composition_frames(truth, context.cpu().numpy(), composed)
+    composed = render_composition(model, frames, result.context)
+    grid = composition_frames(truth, result.context.cpu().numpy(), composed)
     paths.append(save_png(out_dir / f"compose-{tag}.png", grid[grid.shape[0] // 2]))
     paths.append(save_gif(out_dir / f"compose-{tag}.gif", grid))
     return paths

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from cwm.atomic import write_json
 from cwm.errors import UserError
 from cwm.locks import DirLock
+from cwm.model.batchnorm import sync_batchnorm
 from cwm.model.checkpoint import (check_compatible, checkpoint_path, latest_checkpoint,
                                   load_checkpoint, prune_checkpoints, save_checkpoint,
                                   set_rng_state)
@@ -137,6 +138,10 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
 
     torch.manual_seed(cfg.seed)
     model = WorldModel(cfg.model).to(rt.device)
+    if rt.distributed:  # whole-batch BatchNorm statistics, as on upstream's single GPU
+        _, bn_message = sync_batchnorm(model, rt.device)
+        if rt.is_main:
+            echo(bn_message)
     optimizer = make_optimizer(model, cfg)
     start_step, clips_seen = 0, 0
     if ckpt is not None:
@@ -225,8 +230,8 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
                     bar.set_postfix(loss=f"{row['loss']:.1f}", kl=f"{row['kl']:.2f}")
                     window = _Window()
                 if rt.is_main and step % t.picture_every == 0:
-                    write_pictures(model, frames, context, run_dir / "pictures",
-                                   f"{step:08d}", t.observe_steps)
+                    write_pictures(model, frames, run_dir / "pictures", f"{step:08d}",
+                                   t.observe_steps, seed=step)
                 if step % t.ckpt_every == 0:
                     save()
     except KeyboardInterrupt:
@@ -243,6 +248,9 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
         logger.close()
     if step > last_saved:
         save()
+    if rt.is_main and step % t.picture_every:  # the end of a run always leaves its pictures
+        write_pictures(model, frames, run_dir / "pictures", f"{step:08d}", t.observe_steps,
+                       seed=step)
 
     elapsed = time.perf_counter() - session_start
     summary = {
@@ -270,27 +278,3 @@ def _summarise(window: _Window, rt: Runtime, global_batch: int) -> dict[str, flo
     row["skipped_steps"] = window.skipped
     return row
 
-
-def predict(run_dir: str | Path, shards: str, *, device: str = "auto", n_clips: int = 4,
-            out_dir: str | Path | None = None, seed: int = 0) -> list[Path]:
-    """Pictures from a run's newest checkpoint on clips of `shards` (evaluation windows)."""
-    from cwm.model.checkpoint import load_world_model
-    from cwm.model.runtime import resolve_device
-    from cwm.shards.loader import make_clip_loader
-    from cwm.shards.spec import resolve_spec
-
-    resolve_spec(shards)
-    path = latest_checkpoint(run_dir)
-    if path is None:
-        raise UserError(f"{run_dir} holds no checkpoint (expected {Path(run_dir) / 'checkpoints'}/"
-                        f"step-*.pt)")
-    dev = resolve_device(device)
-    model, cfg, ckpt = load_world_model(path, dev)
-    loader = make_clip_loader(shards, batch_size=n_clips, seq_len=cfg.train.seq_len,
-                              train=False, num_workers=0, seed=seed)
-    batch = next(iter(loader), None)
-    if batch is None:
-        raise UserError(f"shard spec {shards!r} yielded no clips of {cfg.train.seq_len} frames")
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "pictures"
-    return write_pictures(model, batch["frames"].to(dev), batch["context"].to(dev), out,
-                          f"eval-{int(ckpt['step']):08d}", cfg.train.observe_steps, n_clips)

@@ -19,7 +19,7 @@ def _xavier_bound(w: torch.Tensor) -> float:
 
 
 def _default_bound(w: torch.Tensor) -> float:
-    """torch's Linear/Conv default: kaiming_uniform(a=sqrt 5) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in))"""
+    """torch's Linear/Conv default, kaiming_uniform(a=sqrt 5): U(+-1/sqrt(fan_in))"""
     return 1.0 / math.sqrt(nn.init._calculate_fan_in_and_fan_out(w)[0])
 
 

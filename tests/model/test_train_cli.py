@@ -128,3 +128,4 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [2, 4]
     assert list_checkpoints(run)[-1][0] == 4
     assert out.stdout.count("summary:") == 1  # rank 0 alone reports
+    assert "synchronised across 2 ranks (all-reduce on gloo)" in out.stdout
