@@ -6,8 +6,8 @@ For each input size (320x240 and 1280x720, real footage, see ingest_inputs.py) a
 repetition, in one run and interleaved:
   ffmpeg   `ffmpeg -threads 1 -filter_threads 1 -i F -vf scale=64:64:flags=area
             -f rawvideo -pix_fmt rgb24 /dev/null` (the practical single-core limit)
-  ingest   cwm.ingest.writer.write_shard on that one file: decode, swscale, segments, npy,
-           tar (everything a worker does), aspect squash (= scale=64:64) and center-crop
+  ingest   cwm.ingest.writer.write_part on that one file: decode, swscale, segments, npy,
+           tar (everything a decode task does), aspect squash (= scale=64:64) and center-crop
   decode   cwm.ingest.decode.decode_file alone (squash)
 Frames/s is reported per wall second and per CPU second (user+sys of the process doing the
 work): on a shared machine the CPU figure is the fairer "per core" number. Ratios are taken per
@@ -32,9 +32,10 @@ from ingest_inputs import make_input  # noqa: E402
 
 from cwm.ingest.config import FrameOptions  # noqa: E402
 from cwm.ingest.decode import decode_file  # noqa: E402
-from cwm.ingest.plan import make_plan  # noqa: E402
+from cwm.ingest.decode import WHOLE  # noqa: E402
+from cwm.ingest.plan import PlannedVideo, Task, Unit  # noqa: E402
 from cwm.ingest.sources.base import VideoInput  # noqa: E402
-from cwm.ingest.writer import write_shard  # noqa: E402
+from cwm.ingest.writer import write_part  # noqa: E402
 
 SIZES = ((320, 240), (1280, 720))
 
@@ -53,11 +54,13 @@ def run_ffmpeg(path: Path) -> tuple[float, float]:
 
 
 def run_ingest(path: Path, aspect: str, out: Path) -> tuple[float, float, int]:
-    plan = make_plan([VideoInput(video_id=path.stem, path=path.name)], str(path.parent), "b", 1)
+    item = VideoInput(video_id=path.stem, path=path.name)
+    task = Task(name="bench", root=str(path.parent),
+                units=(Unit(PlannedVideo(path.stem, item), WHOLE, 1.0),))
     opts = FrameOptions(aspect=aspect, min_frames=1)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    stats = write_shard(plan.shards[0], opts, out, "bench")
-    return time.perf_counter() - t0, time.process_time() - cpu0, stats["decoded_frames"]
+    stats = write_part(task, opts, out, "bench")
+    return time.perf_counter() - t0, time.process_time() - cpu0, stats["decoded"]
 
 
 def run_decode(path: Path) -> tuple[float, float, int]:

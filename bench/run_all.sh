@@ -7,7 +7,10 @@ export MUJOCO_GL=${MUJOCO_GL:-egl}
 work=${BENCH_WORK:-/tmp/cwm_bench}
 mkdir -p "$work"
 python bench/ingest_speed.py --reps 5 --work "$work/ingest_speed"
-python bench/ingest_scaling.py --reps 5 --work "$work/ingest_scaling"
+python bench/ingest_startup.py --reps 5
+python bench/ingest_scale.py --reps 3 --work "$work/ingest_speed"
+python bench/ingest_probe.py --reps 2 --work "$work/ingest_speed"
+python bench/ingest_projection.py --reps 3 --work "$work/ingest_speed"
 python bench/shards_loader.py --repeats 5 --clips 4000 --workdir "$work/shards"
 python bench/rl_env_speed.py --steps 60 --repeats 3
 cwm-ingest synthetic --out "$work/model_shards" --no-progress

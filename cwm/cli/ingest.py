@@ -6,15 +6,36 @@ import click
 
 from cwm.cli.common import COUNT, POSITIVE_FLOAT, POSITIVE_INT, SEED, run_cli
 from cwm.cli.shards import inspect_cmd, verify_cmd
-from cwm.ingest.config import ASPECTS, INLINE, INTERPOLATIONS, FrameOptions, IngestConfig
-from cwm.ingest.run import ingest
+from cwm.ingest.config import (ASPECTS, DEFAULT_SHARD_BYTES, INLINE, INTERPOLATIONS, PROBES,
+                               FrameOptions, IngestConfig)
 from cwm.ingest.sources.human36m import PERSON_CROP
 from cwm.ingest.sources.ssv2 import SPLITS
 from cwm.signals import sigterm_as_interrupt
 from cwm.shards.format import STORAGES
 
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
 
-def _common_options(every: int = 1, skip_start: int = 0, shard_size: int = 100,
+
+class ByteSize(click.ParamType):
+    """`64M`, `1G`, `500000` (binary K/M/G)."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        number, unit = (text[:-1], text[-1]) if text[-1:] in "KMG" else (text, "")
+        try:
+            size = int(float(number) * _UNITS[unit])
+        except (ValueError, OverflowError):
+            self.fail(f"{value!r} is not a size like 64M or 1G", param, ctx)
+        if size < 1:
+            self.fail("must be > 0", param, ctx)
+        return size
+
+
+def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | None = None,
                     src_help: str = "Dataset root. Default: $CWM_DATA/<dataset>.",
                     aspect: str = "center-crop"):
     """The options every dataset subcommand shares; defaults differ per dataset."""
@@ -46,8 +67,16 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_size: int = 100,
                      show_default=True, help="swscale resize algorithm."),
         click.option("--storage", type=click.Choice(STORAGES), default="npy", show_default=True,
                      help="Frames as frames.npy (fast) or frames.mp4 (H.264, ~27x smaller)."),
-        click.option("--shard-size", type=POSITIVE_INT, default=shard_size, show_default=True,
-                     help="Videos per shard (one dask task each)."),
+        click.option("--shard-samples", type=POSITIVE_INT, default=shard_samples,
+                     show_default=shard_samples is not None,
+                     help="Samples (segments) per shard; overrides --shard-bytes."),
+        click.option("--shard-bytes", type=ByteSize(), default=DEFAULT_SHARD_BYTES,
+                     help="Target shard size; segments of all inputs are dealt to shards in a "
+                          "seeded random order. [default: 64M]"),
+        click.option("--shard-seed", type=SEED, default=0, show_default=True,
+                     help="Seed of the order that deals segments to shards."),
+        click.option("--probe", type=click.Choice(PROBES), default="pyav", show_default=True,
+                     help="How inputs are probed for the work plan (ffprobe: ffmpeg-python)."),
         click.option("--prefix", default="", help="Shard name prefix. [default: dataset name]"),
         click.option("--timeout", type=POSITIVE_FLOAT, default=300.0, show_default=True,
                      help="Seconds allowed to decode one input before it counts as failed."),
@@ -71,9 +100,13 @@ def _run(dataset: str, source_options: dict, kw: dict) -> None:
         storage=kw["storage"], interpolation=kw["interpolation"], timeout=kw["timeout"])
     cfg = IngestConfig(
         dataset=dataset, src=kw["src"] or "", out=kw["out"], frames=frames, prefix=kw["prefix"],
-        shard_size=kw["shard_size"], source_options=source_options, workers=kw["workers"],
+        shard_samples=kw["shard_samples"], shard_bytes=kw["shard_bytes"],
+        shard_seed=kw["shard_seed"], probe=kw["probe"], source_options=source_options,
+        workers=kw["workers"],
         scheduler=kw["scheduler"], retries=kw["retries"], overwrite=kw["overwrite"],
         progress=kw["progress"])
+    from cwm.ingest.run import ingest   # here: `--help` does not import dask and PyAV
+
     with sigterm_as_interrupt():
         summary = ingest(cfg, log=click.echo)
     if not summary.ok:
@@ -84,9 +117,10 @@ def _run(dataset: str, source_options: dict, kw: dict) -> None:
 def cli():
     """Raw video -> 64x64 segments -> WebDataset tar shards, in parallel on dask.
 
-    Output in --out: <prefix>-NNNNNN.tar shards, each with a .stats.json (written last: the
-    shard is done) and an .errors.jsonl (inputs that failed or were skipped, with the reason),
-    plus _index.json (shards and sample counts) and config.json. Rerun to resume.
+    Output in --out: <prefix>-NNNNNN.tar shards, each holding segments of many inputs in a
+    seeded random order, with a .stats.json (written last: the shard is done) and an
+    .errors.jsonl (inputs that failed or were skipped, with the reason), plus _index.json
+    (shards and sample counts) and config.json. Rerun to resume.
     """
 
 
@@ -138,7 +172,7 @@ def folder_command(**kw):
 @click.option("--videos", type=POSITIVE_INT, default=24, show_default=True,
               help="How many videos to generate.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Generation seed.")
-@_common_options(shard_size=4, src_help="Where the generated videos are cached. "
+@_common_options(shard_samples=8, src_help="Where the generated videos are cached. "
                                         "Default: <out>/_synthetic.")
 def synthetic_command(videos, seed, **kw):
     """Generate real encoded videos of moving textured objects, then ingest them (demo)."""

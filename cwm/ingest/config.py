@@ -19,10 +19,15 @@ from cwm.values import check
 from cwm.shards.format import FRAME_SIZE, STORAGES
 
 ASPECTS = ("center-crop", "squash", "pad")
-INLINE = "inline"                 # --scheduler inline: run shard tasks in this process, no dask
+INLINE = "inline"                 # --scheduler inline: run tasks in this process, no dask
 _PREFIX = re.compile(r"[A-Za-z0-9_-]+")
 # dask addresses: [protocol://]host[:port], host a name, IPv4 or [IPv6]
 _SCHEDULER = re.compile(r"((tcp|tls|inproc|ucx|ws|wss)://)?([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}/?")
+PROBES = ("pyav", "ffprobe")
+# 64 MiB: large enough that an object store's per-request latency (~20-100 ms) stays under ~10%
+# of a shard's transfer at ~100 MB/s, small enough that a dataset has many shards to spread over
+# nodes and loader workers (~110 segments of 50 npy frames each).
+DEFAULT_SHARD_BYTES = 64 * 2**20
 INTERPOLATIONS = ("area", "bilinear", "bicubic", "fast-bilinear", "point")
 
 
@@ -71,7 +76,10 @@ class IngestConfig:
     out: str
     frames: FrameOptions = field(default_factory=FrameOptions)
     prefix: str = ""               # shard name prefix; the dataset name when empty
-    shard_size: int = 100          # videos per shard (= per dask task)
+    shard_samples: int | None = None   # samples per shard; when None, shard_bytes decides
+    shard_bytes: int = DEFAULT_SHARD_BYTES
+    shard_seed: int = 0            # seed of the order that deals segments to shards
+    probe: str = "pyav"            # metadata probe backend (cwm.ingest.probe.BACKENDS)
     source_options: dict = field(default_factory=dict)  # e.g. ssv2 split, ytb source fps
     workers: int | None = None     # embedded cluster size; cores when None
     scheduler: str | None = None   # None: embedded LocalCluster; "inline": no dask; else address
@@ -86,8 +94,12 @@ class IngestConfig:
         if self.scheduler and self.scheduler != INLINE and not _SCHEDULER.fullmatch(self.scheduler):
             raise UserError(f"--scheduler {self.scheduler!r} is not a dask scheduler address: use "
                             f"tcp://HOST:PORT (or another dask protocol), HOST:PORT, or {INLINE!r}")
-        if self.shard_size < 1:
-            raise UserError("--shard-size must be >= 1")
+        if self.shard_samples is not None and self.shard_samples < 1:
+            raise UserError("--shard-samples must be >= 1")
+        if self.shard_bytes < 1:
+            raise UserError("--shard-bytes must be >= 1")
+        if self.probe not in PROBES:
+            raise UserError(f"--probe must be one of {', '.join(PROBES)}")
         if self.workers is not None and self.workers < 1:
             raise UserError("--workers must be >= 1")
         if self.retries < 0:
@@ -105,7 +117,9 @@ class IngestConfig:
         content = {
             "dataset": self.dataset,
             "prefix": self.shard_prefix,
-            "shard_size": self.shard_size,
+            "shard_samples": self.shard_samples,
+            "shard_bytes": None if self.shard_samples else self.shard_bytes,
+            "shard_seed": self.shard_seed,
             "frames": dataclasses.asdict(self.frames),
             "source_options": self.source_options,
             "plan": plan_digest,

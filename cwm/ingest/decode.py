@@ -1,6 +1,13 @@
 """PyAV decoding of one input (a video file or a run of still frames) to `[N, S, S, 3] uint8`.
 
-Sequential decode only (seeking into long GOPs is very slow). Each kept frame goes through one
+An input can be decoded whole or as a range of its segments (`SegmentRange`, planned for long
+inputs so that several workers share one video). A range that starts at segment 0 decodes from the
+start; a later range finds its frames in a demux-only pass over the packets (one frame per packet,
+display order = sorted timestamps), seeks once to the keyframe before its first frame and drops
+what comes before it. The frames it returns are bit-identical to the same frames of a whole-file
+decode; when that cannot be guaranteed (no or repeated timestamps, a seek that fails or lands
+after the first frame, a frame count that does not match) the range is decoded from the start of
+the file instead and `seek_fallback` says so. Each kept frame goes through one
 `VideoReformatter` per input, which converts to RGB and resizes in a single swscale call and
 keeps its scaling context between frames (SPEC §2: 3x faster than `frame.reformat()` per frame).
 Decoder and swscale run single-threaded: parallelism is one process per core, and PyAV >= 17's
@@ -55,6 +62,34 @@ class DecodedVideo:
     rotation: int         # degrees, as stored in the display matrix
     codec: str
     decoded: int          # source frames decoded (kept or not)
+    first_segment: int = 0   # frames[0] starts this segment of the whole video
+    seek_fallback: bool = False
+
+
+@dataclass(frozen=True)
+class SegmentRange:
+    """Segments [first, end) of one input (end None: to the end of the input)."""
+
+    first: int = 0
+    end: int | None = None
+
+    def kept_slice(self, segment_frames: int, min_frames: int) -> tuple[int, int | None]:
+        """The range as positions [lo, hi) among the input's kept frames, with a look-ahead of
+        `min_frames`: a video ending less than that after the range keeps its short tail in the
+        range's last segment, as a whole-file decode does (`cwm.ingest.segment`)."""
+        return (self.first * segment_frames,
+                None if self.end is None else self.end * segment_frames + min_frames)
+
+    def trim(self, n: int, segment_frames: int, min_frames: int) -> int:
+        """How many of the `n` frames decoded for [lo, hi) belong to this range: the look-ahead
+        stays only when the video ended inside it (fewer than `min_frames` came)."""
+        if self.end is None:
+            return n
+        core = (self.end - self.first) * segment_frames
+        return n if n - core < min_frames else core
+
+
+WHOLE = SegmentRange()
 
 
 class _Converter:
@@ -145,7 +180,7 @@ def _raise_timeout_if_late(deadline: float, opts: FrameOptions, decoded: int) ->
         raise InputError(f"decode timeout: over {opts.timeout:g} s after {decoded} frames")
 
 
-def _video_stream(container):
+def video_stream(container):
     streams = [s for s in container.streams.video
                if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
@@ -154,51 +189,155 @@ def _video_stream(container):
     return streams[0]
 
 
-def _finish(frames, indices, source_fps, selector, conv, codec, decoded) -> DecodedVideo:
+def _finish(frames, indices, source_fps, selector, conv, codec, decoded, first_segment=0,
+            seek_fallback=False) -> DecodedVideo:
     size = conv.opts.size
     stacked = np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
     return DecodedVideo(frames=stacked, source_indices=np.asarray(indices, dtype=np.int64),
                         source_fps=float(source_fps), sampled_fps=selector.sampled_fps(source_fps),
                         width=conv.display[0], height=conv.display[1], rotation=conv.rotation,
-                        codec=codec, decoded=decoded)
+                        codec=codec, decoded=decoded, first_segment=first_segment,
+                        seek_fallback=seek_fallback)
 
 
-def decode_file(path: Path, opts: FrameOptions, crops: tuple = ()) -> DecodedVideo:
+class _SeekFailed(Exception):
+    """This range cannot be decoded by seeking with a guaranteed identical result."""
+
+
+def _open(path: Path, opts: FrameOptions, deadline: float):
+    try:
+        # timeout makes libav's blocking reads give up too (a stalled network mount).
+        return av.open(str(path), mode="r", timeout=opts.timeout)
+    except _AV_ERRORS as e:
+        _raise_timeout_if_late(deadline, opts, 0)
+        raise InputError(f"cannot open as a video: {e}") from None
+
+
+def _stream_setup(container):
+    stream = video_stream(container)
+    stream.codec_context.thread_count = 1
+    rate = stream.average_rate or stream.guessed_rate
+    sar = stream.sample_aspect_ratio
+    return stream, float(rate) if rate else 0.0, float(sar) if sar and sar > 0 else 1.0
+
+
+def _decode_sequential(container, stream, source_fps, sample_aspect, opts, deadline,
+                       lo: int, hi: int | None, crops: tuple):
+    """Decode from the start; convert the kept frames whose position among kept frames is in
+    [lo, hi) and stop after the last. Returns (frames, indices, decoded, selector, converter)."""
+    selector, conv = FrameSelector(opts.every, opts.fps, opts.skip_start), _Converter(opts)
+    frames, indices, decoded, kept = [], [], 0, 0
+    try:
+        for frame in container.decode(stream):
+            _raise_timeout_if_late(deadline, opts, decoded)
+            t = frame.time if frame.time is not None else decoded / (source_fps or 1.0)
+            if selector.keep(decoded, t):
+                if kept >= lo:
+                    crop = _nearest_crop(crops, decoded) if crops else None
+                    frames.append(conv(frame, sample_aspect, crop))
+                    indices.append(decoded)
+                kept += 1
+            decoded += 1
+            if hi is not None and kept >= hi:
+                break
+    except _AV_ERRORS as e:
+        _raise_timeout_if_late(deadline, opts, decoded)
+        raise InputError(f"decode error after {decoded} frames: {e}") from None
+    if decoded == 0:
+        raise InputError("no decodable video frames")
+    return frames, indices, decoded, selector, conv
+
+
+def _packet_times(container, stream) -> list[int]:
+    """Every frame's pts in display order, from a demux-only pass (no decoding)."""
+    pts = []
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue                      # the demuxer's final flush packet
+        if packet.pts is None:
+            raise _SeekFailed("a packet without a timestamp")
+        pts.append(packet.pts)
+    pts.sort()
+    if len(set(pts)) != len(pts):
+        raise _SeekFailed("repeated timestamps")
+    return pts
+
+
+def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadline,
+                       lo: int, hi: int | None, crops: tuple):
+    """The kept frames [lo, hi) of a range that does not start at the first segment."""
+    pts = _packet_times(container, stream)
+    base = stream.time_base
+    selector = FrameSelector(opts.every, opts.fps, opts.skip_start)
+    kept = [i for i, p in enumerate(pts) if selector.keep(i, float(p * base))]
+    if hi is not None:
+        # every kept frame is known here: take the look-ahead only where a short tail joins
+        core = hi - opts.min_frames
+        hi = None if len(kept) - core < opts.min_frames else core
+    wanted = kept[lo:hi]
+    conv = _Converter(opts)
+    if not wanted:
+        return [], [], 0, selector, conv
+    index_of = {pts[i]: i for i in wanted}
+    first, last = pts[wanted[0]], pts[wanted[-1]]
+    try:
+        container.seek(first, stream=stream, backward=True, any_frame=False)
+    except _AV_ERRORS as e:
+        raise _SeekFailed(f"seek: {e}") from None
+    frames, indices, decoded = [], [], 0
+    try:
+        for frame in container.decode(stream):
+            _raise_timeout_if_late(deadline, opts, decoded)
+            decoded += 1
+            if frame.pts is None or (decoded == 1 and frame.pts > first):
+                raise _SeekFailed("seek landed after the range start")
+            index = index_of.get(frame.pts)
+            if index is not None:
+                crop = _nearest_crop(crops, index) if crops else None
+                frames.append(conv(frame, sample_aspect, crop))
+                indices.append(index)
+            if frame.pts >= last:
+                break
+    except _AV_ERRORS as e:
+        _raise_timeout_if_late(deadline, opts, decoded)
+        raise InputError(f"decode error after {decoded} frames: {e}") from None
+    if indices != wanted:
+        raise _SeekFailed("decoded frames differ from the demuxed ones")
+    return frames, indices, decoded, selector, conv
+
+
+def decode_file(path: Path, opts: FrameOptions, segments: SegmentRange = WHOLE,
+                crops: tuple = ()) -> DecodedVideo:
     """`crops`: per-frame regions (`VideoInput.crops`), each kept frame cropped to the square
     around its nearest one before the resize; empty: whole frames through `opts.aspect`."""
     check_regular_file(path)
     deadline = time.monotonic() + opts.timeout
-    try:
-        # timeout makes libav's blocking reads give up too (a stalled network mount).
-        container = av.open(str(path), mode="r", timeout=opts.timeout)
-    except _AV_ERRORS as e:
-        _raise_timeout_if_late(deadline, opts, 0)
-        raise InputError(f"cannot open as a video: {e}") from None
-    with container:
-        stream = _video_stream(container)
-        stream.codec_context.thread_count = 1
-        rate = stream.average_rate or stream.guessed_rate
-        source_fps = float(rate) if rate else 0.0
-        sar = stream.sample_aspect_ratio
-        sample_aspect = float(sar) if sar and sar > 0 else 1.0
-        selector, conv = FrameSelector(opts.every, opts.fps, opts.skip_start), _Converter(opts)
-        frames, indices, decoded = [], [], 0
-        try:
-            for frame in container.decode(stream):
-                _raise_timeout_if_late(deadline, opts, decoded)
-                t = frame.time if frame.time is not None else decoded / (source_fps or 1.0)
-                if selector.keep(decoded, t):
-                    crop = _nearest_crop(crops, decoded) if crops else None
-                    frames.append(conv(frame, sample_aspect, crop))
-                    indices.append(decoded)
-                decoded += 1
-        except _AV_ERRORS as e:
-            _raise_timeout_if_late(deadline, opts, decoded)
-            raise InputError(f"decode error after {decoded} frames: {e}") from None
-        if decoded == 0:
-            raise InputError("no decodable video frames")
-        return _finish(frames, indices, source_fps, selector, conv,
-                       stream.codec_context.name, decoded)
+    lo, hi = segments.kept_slice(opts.segment_frames, opts.min_frames)
+    fallback = False
+    with _open(path, opts, deadline) as container:
+        stream, source_fps, sample_aspect = _stream_setup(container)
+        codec = stream.codec_context.name
+        if lo > 0:
+            try:
+                result = _decode_by_seeking(container, stream, source_fps, sample_aspect, opts,
+                                            deadline, lo, hi, crops)
+            except _SeekFailed:
+                fallback = True
+            except _AV_ERRORS as e:   # the demux pass itself failed: a damaged file
+                raise InputError(f"cannot read packets: {e}") from None
+        else:
+            result = _decode_sequential(container, stream, source_fps, sample_aspect, opts,
+                                        deadline, lo, hi, crops)
+    if fallback:
+        with _open(path, opts, deadline) as container:
+            stream, source_fps, sample_aspect = _stream_setup(container)
+            result = _decode_sequential(container, stream, source_fps, sample_aspect, opts,
+                                        deadline, lo, hi, crops)
+    frames, indices, decoded, selector, conv = result
+    keep = segments.trim(len(frames), opts.segment_frames, opts.min_frames)
+    frames, indices = frames[:keep], indices[:keep]
+    return _finish(frames, indices, source_fps, selector, conv, codec, decoded,
+                   first_segment=segments.first, seek_fallback=fallback)
 
 
 def _decode_still(path: Path) -> av.VideoFrame:
@@ -210,23 +349,36 @@ def _decode_still(path: Path) -> av.VideoFrame:
         raise InputError(f"cannot decode frame {path.name}: {e}") from None
 
 
-def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions) -> DecodedVideo:
-    """Stills numbered `item.frame_numbers`; only the kept ones are read at all."""
+def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions,
+                     segments: SegmentRange = WHOLE) -> DecodedVideo:
+    """Stills numbered `item.frame_numbers`; only the kept ones (of the range) are read at all."""
     deadline = time.monotonic() + opts.timeout
     selector, conv = FrameSelector(opts.every, opts.fps, opts.skip_start), _Converter(opts)
+    kept = [index for index, number in enumerate(item.frame_numbers)
+            if selector.keep(index, (number - item.frame_numbers[0]) / item.frame_rate)]
+    lo, hi = segments.kept_slice(opts.segment_frames, opts.min_frames)
+    if lo > 0 and len(kept) - lo < opts.min_frames:
+        lo = len(kept)        # a short tail: the previous range holds it in its last segment
+    wanted = kept[lo:hi]
+    wanted = wanted[:segments.trim(len(wanted), opts.segment_frames, opts.min_frames)]
+    hi = lo + len(wanted) if segments.end is not None else None
     frames, indices = [], []
-    for index, (name, number) in enumerate(zip(item.frames, item.frame_numbers)):
-        _raise_timeout_if_late(deadline, opts, index)
-        if selector.keep(index, (number - item.frame_numbers[0]) / item.frame_rate):
-            frames.append(conv(_decode_still(folder / name), 1.0))
-            indices.append(index)
-    return _finish(frames, indices, item.frame_rate, selector, conv, "image", len(item.frames))
+    for index in wanted:
+        _raise_timeout_if_late(deadline, opts, len(indices))
+        frames.append(conv(_decode_still(folder / item.frames[index]), 1.0))
+        indices.append(index)
+    # source frames this range stands for; over all ranges of a run they sum to its length
+    start = 0 if lo == 0 else kept[lo] if lo < len(kept) else len(item.frames)
+    end = len(item.frames) if hi is None or hi >= len(kept) else kept[hi]
+    return _finish(frames, indices, item.frame_rate, selector, conv, "image",
+                   max(0, end - start), first_segment=segments.first)
 
 
-def decode_input(root: Path, item: VideoInput, opts: FrameOptions) -> DecodedVideo:
-    """Decode one adapter input found under the dataset `root`."""
+def decode_input(root: Path, item: VideoInput, opts: FrameOptions,
+                 segments: SegmentRange = WHOLE) -> DecodedVideo:
+    """Decode one adapter input found under the dataset `root` (or a range of its segments)."""
     if item.invalid:
         raise InputError(item.invalid)
     if item.is_frame_run:
-        return decode_frame_run(root / item.path, item, opts)
-    return decode_file(root / item.path, opts, item.crops)
+        return decode_frame_run(root / item.path, item, opts, segments)
+    return decode_file(root / item.path, opts, segments, item.crops)

@@ -1,23 +1,38 @@
-"""Deterministic shard specs: sorted inputs, unique sanitized ids, N videos per shard.
-
-The same inputs and settings always give the same shards with the same contents, which is
-what makes resume (skip shards whose stats exist) and dask retries safe: a shard is a pure
-function of its spec.
+"""The work plan: sorted inputs with unique sanitized ids, cut into decode tasks of equal work.
 
 Ids: each input's raw id is sanitized to `[A-Za-z0-9_-]` (webdataset splits keys at the first
 dot). Two inputs that end up with the same id keep it in path order for the first, and `-2`,
 `-3`, ... for the others; every such rename is recorded in the plan (and in `_index.json`).
 The same file listed twice (an annotation repeating an id) is ingested once.
+
+Work: each input's cost is estimated from its probe (`cwm.ingest.probe`) as decoded frames x
+(88,000 + width x height), the per-frame decode+resize time measured per core at 320x240 and
+1280x720 (SPEC section 2: 2,725 and 445 frames/s) fitted as a fixed part plus a per-pixel part.
+The run is cut into about `TASKS_PER_SLOT` tasks per worker: an input whose work exceeds one
+task's share is split into ranges of whole segments (`SegmentRange`; its segments come out
+identical, see `cwm.ingest.decode`), and the resulting units are packed largest first onto the
+least loaded task. Tasks only decide who decodes what; what ends up in the shards depends on the
+inputs and the settings alone (`Plan.digest`), so a rerun with another `--workers` still resumes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
+import math
 from dataclasses import dataclass, field
 
+from cwm.ingest.config import FrameOptions
+from cwm.ingest.decode import WHOLE, SegmentRange
+from cwm.ingest.probe import Probe
 from cwm.ingest.sources.base import VideoInput
 from cwm.shards.format import sanitize_id
+
+TASKS_PER_SLOT = 4         # tasks per worker: enough to even out estimate errors, few parts
+MIN_RANGE_SEGMENTS = 4     # a split range holds at least this many segments
+FRAME_COST = 88_000        # fixed per-frame cost in pixel equivalents (see module doc)
+WORK_PER_SECOND = 2725 * (FRAME_COST + 320 * 240)   # work one core does in a second (SPEC)
 
 
 @dataclass(frozen=True)
@@ -27,34 +42,55 @@ class PlannedVideo:
 
 
 @dataclass(frozen=True)
-class ShardSpec:
-    """One dask task: write `<name>.tar` (+ stats, errors) from these videos."""
+class Unit:
+    """One input, or one range of its segments, decoded inside one task."""
 
-    index: int
-    name: str            # "<prefix>-%06d"
+    video: PlannedVideo
+    segments: SegmentRange
+    work: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.video.key_id}@{self.segments.first}"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One dask task: decode these units into the part `<name>.tar` (+ `<name>.json`)."""
+
+    name: str
     root: str            # dataset root the item paths are relative to
-    videos: tuple[PlannedVideo, ...]
+    units: tuple[Unit, ...]
+
+    @property
+    def work(self) -> float:
+        return sum(u.work for u in self.units)
 
 
 @dataclass
 class Plan:
-    shards: list[ShardSpec]
-    renamed: list[dict] = field(default_factory=list)     # {source, raw_id, id}
-    duplicates: list[str] = field(default_factory=list)   # sources listed more than once
+    videos: list[PlannedVideo]
+    tasks: list[Task]
+    unprobed: dict[str, str] = field(default_factory=dict)   # key_id -> probe failure
+    renamed: list[dict] = field(default_factory=list)        # {source, raw_id, id}
+    duplicates: list[str] = field(default_factory=list)      # sources listed more than once
 
     @property
     def n_videos(self) -> int:
-        return sum(len(s.videos) for s in self.shards)
+        return len(self.videos)
+
+    @property
+    def n_units(self) -> int:
+        return sum(len(t.units) for t in self.tasks)
 
     def digest(self) -> str:
-        """Changes when the set of inputs, their ids or their grouping changes."""
-        content = [[s.name, [(v.key_id, v.item.path, v.item.frames[:1]) for v in s.videos]]
-                   for s in self.shards]
-        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
+        return inputs_digest(self.videos)
 
 
-def shard_name(prefix: str, index: int) -> str:
-    return f"{prefix}-{index:06d}"
+def inputs_digest(videos: list[PlannedVideo]) -> str:
+    """Changes when the set of inputs or their ids change (not with the task cut)."""
+    content = [(v.key_id, v.item.path, v.item.frames[:1]) for v in videos]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
 
 
 def assign_ids(items: list[VideoInput]) -> tuple[list[PlannedVideo], list[dict], list[str]]:
@@ -86,11 +122,78 @@ def assign_ids(items: list[VideoInput]) -> tuple[list[PlannedVideo], list[dict],
     return planned, renamed, duplicates
 
 
-def make_plan(items: list[VideoInput], root: str, prefix: str, shard_size: int) -> Plan:
+def estimate_kept(probe: Probe, opts: FrameOptions) -> int:
+    """Kept frames of an input from its probe (an estimate; exact for frame runs)."""
+    n = max(0, probe.frames - opts.skip_start)
+    if opts.fps and probe.fps > 0:
+        return min(n, math.ceil(n / probe.fps * opts.fps))
+    return math.ceil(n / opts.every)
+
+
+def estimate_segments(kept: int, opts: FrameOptions) -> int:
+    full, tail = divmod(kept, opts.segment_frames)
+    return full + (tail >= opts.min_frames)
+
+
+def estimate_work(probe: Probe, item: VideoInput, opts: FrameOptions) -> float:
+    decoded = estimate_kept(probe, opts) if item.is_frame_run else probe.frames
+    return max(1, decoded) * (FRAME_COST + probe.width * probe.height)
+
+
+def core_seconds(items: list[VideoInput], probes: dict[str, Probe], opts: FrameOptions) -> float:
+    """Estimated single-core seconds of decoding all of `items` (`probes`: key_id -> Probe)."""
+    planned = assign_ids(items)[0]
+    return sum(estimate_work(probes[v.key_id], v.item, opts) for v in planned
+               if v.key_id in probes and not probes[v.key_id].error) / WORK_PER_SECOND
+
+
+def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions, share: float) -> list[Unit]:
+    """The video whole, or ranges of about `share` work each (whole segments, the last open)."""
+    work = estimate_work(probe, video.item, opts)
+    segments = estimate_segments(estimate_kept(probe, opts), opts)
+    pieces = min(math.ceil(work / share) if share > 0 else 1, segments // MIN_RANGE_SEGMENTS)
+    if pieces < 2:
+        return [Unit(video, WHOLE, work)]
+    cuts = [round(segments * j / pieces) for j in range(pieces + 1)]
+    return [Unit(video, SegmentRange(cuts[j], cuts[j + 1] if j + 1 < pieces else None),
+                 work * (cuts[j + 1] - cuts[j]) / segments)
+            for j in range(pieces)]
+
+
+def pack(units: list[Unit], n_tasks: int, root: str) -> list[Task]:
+    """Largest unit first onto the least loaded task; tasks named by what they hold."""
+    bins: list[list[Unit]] = [[] for _ in range(max(1, min(n_tasks, len(units))))]
+    heap = [(0.0, i) for i in range(len(bins))]
+    for unit in sorted(units, key=lambda u: (-u.work, u.name)):
+        load, i = heapq.heappop(heap)
+        bins[i].append(unit)
+        heapq.heappush(heap, (load + unit.work, i))
+    tasks = []
+    for members in bins:
+        if not members:
+            continue
+        members.sort(key=lambda u: (u.video.item.path, u.segments.first))
+        digest = hashlib.sha256(json.dumps([u.name for u in members]).encode()).hexdigest()[:12]
+        tasks.append(Task(name=f"part-{digest}", root=root, units=tuple(members)))
+    tasks.sort(key=lambda t: (-t.work, t.name))      # heaviest submitted first
+    return tasks
+
+
+def make_plan(items: list[VideoInput], probes: dict[str, Probe] | None, root: str,
+              opts: FrameOptions, slots: int = 1) -> Plan:
+    """`probes`: key_id -> Probe (None: every input counted as equal work, never split)."""
     planned, renamed, duplicates = assign_ids(items)
-    shards = [
-        ShardSpec(index=i, name=shard_name(prefix, i), root=root,
-                  videos=tuple(planned[start:start + shard_size]))
-        for i, start in enumerate(range(0, len(planned), shard_size))
-    ]
-    return Plan(shards=shards, renamed=renamed, duplicates=duplicates)
+    plan = Plan(videos=planned, tasks=[], renamed=renamed, duplicates=duplicates)
+    probes = probes or {}
+    good = []
+    for video in planned:
+        probe = probes.get(video.key_id, Probe(frames=1))
+        if probe.error:
+            plan.unprobed[video.key_id] = probe.error
+        else:
+            good.append((video, probe))
+    n_tasks = max(1, slots) * TASKS_PER_SLOT
+    share = sum(estimate_work(p, v.item, opts) for v, p in good) / n_tasks
+    units = [u for v, p in good for u in split_units(v, p, opts, share)]
+    plan.tasks = pack(units, n_tasks, root)
+    return plan

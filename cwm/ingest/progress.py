@@ -10,9 +10,9 @@ from tqdm import tqdm
 class Progress:
     def __init__(self, shards: int, videos: int, enabled: bool = True):
         self._lock = threading.Lock()
-        self.shards = tqdm(total=shards, desc="shards", unit="shard", position=0,
+        self.shards = tqdm(total=shards, desc="tasks", unit="task", position=0,
                            disable=not enabled, dynamic_ncols=True)
-        self.videos = tqdm(total=videos, desc="videos", unit="video", position=1,
+        self.videos = tqdm(total=videos, desc="inputs", unit="input", position=1,
                            disable=not enabled, dynamic_ncols=True)
         self.failed = 0
 

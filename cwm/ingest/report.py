@@ -6,33 +6,39 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cwm.atomic import write_json
+from cwm.ingest.assemble import done_stats
+from cwm.ingest.layout import ShardSpec
 from cwm.ingest.plan import Plan
-from cwm.ingest.writer import done_stats
 
 INDEX_NAME = "_index.json"
-_TOTALS = ("videos", "ok", "failed", "skipped", "samples", "frames", "decoded_frames", "bytes")
+_TOTALS = ("videos", "ok", "failed", "skipped", "samples", "frames", "decoded_frames", "bytes",
+           "seek_fallbacks")
 
 
-def read_stats(out_dir: Path, plan: Plan) -> dict[str, dict]:
-    """Shard name -> stats, for every planned shard that is done."""
+def read_stats(out_dir: Path, shards: list[ShardSpec]) -> dict[str, dict]:
+    """Shard name -> stats, for every laid-out shard that is done."""
     found = {}
-    for spec in plan.shards:
+    for spec in shards:
         stats = done_stats(out_dir, spec.name)
         if stats is not None:
             found[spec.name] = stats
     return found
 
 
-def write_index(out_dir: Path, plan: Plan, stats: dict[str, dict], info: dict) -> dict:
-    """`_index.json`: shards with sample counts (exact epochs), totals, renamed ids."""
+def write_index(out_dir: Path, plan: Plan, layout: list[ShardSpec], stats: dict[str, dict],
+                info: dict) -> dict:
+    """`_index.json`: shards with sample counts (exact epochs), totals, renamed ids.
+
+    `layout` is empty while decode tasks are still missing (the shards are not known yet)."""
     shards = [{"name": stats[s.name]["shard"], "samples": stats[s.name]["samples"],
-               "frames": stats[s.name]["frames"], "bytes": stats[s.name]["bytes"]}
-              for s in plan.shards if s.name in stats]
+               "frames": stats[s.name]["frames"], "bytes": stats[s.name]["bytes"],
+               "sources": stats[s.name].get("sources", 0)}
+              for s in layout if s.name in stats]
     index = {
         **info,
-        "complete": len(shards) == len(plan.shards),
+        "complete": bool(layout) and len(shards) == len(layout),
         "num_shards": len(shards),
-        "planned_shards": len(plan.shards),
+        "planned_shards": len(layout),
         "totals": {k: sum(st.get(k, 0) for st in stats.values()) for k in _TOTALS},
         "shards": shards,
         "renamed_ids": plan.renamed,
@@ -55,10 +61,12 @@ class Summary:
     run_decoded: int
     seconds: float
     workers: int
+    seek_fallbacks: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.shards_failed and self.shards_done == self.shards_total
+        return (not self.shards_failed and self.shards_total > 0
+                and self.shards_done == self.shards_total)
 
     def text(self) -> str:
         t = self.totals
@@ -72,5 +80,8 @@ class Summary:
             f"this run: {self.seconds:.1f} s on {self.workers} worker(s), "
             f"{rate:,.0f} frames/s written, {decode_rate:,.0f} source frames/s decoded",
         ]
-        lines += [f"shard {name} failed: {reason}" for name, reason in self.shards_failed]
+        if self.seek_fallbacks:
+            lines.append(f"split ranges decoded from the file start (seek unusable): "
+                         f"{self.seek_fallbacks}")
+        lines += [f"{name} failed: {reason}" for name, reason in self.shards_failed]
         return "\n".join(lines)

@@ -1,17 +1,23 @@
-"""The ingest stage end to end: resolve inputs, plan shards, run them, index and summarise.
+"""The ingest stage end to end: resolve inputs, probe and plan, decode parts, deal segments
+into shards, index and summarise.
 
     cfg = IngestConfig(dataset="folder", src="videos/", out="shards/")
     summary = ingest(cfg)          # shards/folder-000000.tar, ..., shards/_index.json
 
-Rerunning with the same `out` resumes: shards whose stats file exists are skipped. A rerun whose
-settings or input set differ would mix two datasets in one directory, so it is refused unless
-`overwrite` is set (which deletes this prefix's shards first).
+Two phases over one dask cluster: decode tasks (planned by estimated work, long inputs split into
+ranges) write parts into `<out>/_parts-<prefix>/`; once every part is done, the segments are dealt
+to shards in a seeded random order (`cwm.ingest.layout`) and shard tasks copy them into place;
+the parts are deleted when the dataset is complete. Rerunning with the same `out` resumes: parts
+and shards already written are skipped. A rerun whose settings or input set differ would mix two
+datasets in one directory, so it is refused unless `overwrite` is set (which deletes this
+prefix's shards and parts first).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -20,15 +26,21 @@ from typing import Callable
 import cwm
 from cwm.atomic import remove_stale_tmp, write_json
 from cwm.errors import UserError
+from cwm.ingest.assemble import ERRORS_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, is_done, write_shard
 from cwm.ingest.config import IngestConfig
-from cwm.ingest.distribute import run_shards
-from cwm.ingest.plan import Plan, make_plan
+from cwm.ingest.distribute import Executor
+from cwm.ingest.layout import collect, layout
+from cwm.ingest.plan import Plan, assign_ids, core_seconds, inputs_digest, make_plan
+from cwm.ingest.probe import Probe, probe_batch
 from cwm.ingest.progress import Progress
 from cwm.ingest.report import INDEX_NAME, Summary, read_stats, write_index
 from cwm.ingest.sources import ADAPTERS, synthetic
 from cwm.ingest.sources.base import resolve_src
-from cwm.ingest.writer import ERRORS_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, is_done
+from cwm.ingest.writer import part_done, write_part
 from cwm.locks import locked_dir
+
+PROBE_BATCH = 256            # inputs per probe task; lists longer than one batch probe on dask
+MIN_WORKER_SECONDS = 1.0     # estimated single-core seconds of work per embedded worker, at least
 
 CONFIG_NAME = "config.json"
 
@@ -80,7 +92,7 @@ def _read_json(path: Path) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
-def _check_resume(out: Path, cfg: IngestConfig, fingerprint: str, plan: Plan) -> None:
+def _check_resume(out: Path, cfg: IngestConfig, fingerprint: str) -> None:
     path = out / CONFIG_NAME
     if not path.is_file() or cfg.overwrite:
         return
@@ -89,17 +101,24 @@ def _check_resume(out: Path, cfg: IngestConfig, fingerprint: str, plan: Plan) ->
         # Damaged after the fact (it is written atomically). The index, written at the end of a
         # run, records the same fingerprint: when it matches, the finished shards are this run's.
         index = _read_json(out / INDEX_NAME) or {}
-        done = sum(is_done(out, s.name) for s in plan.shards)
+        done = sum(is_done(out, p.name.removesuffix(STATS_SUFFIX))
+                   for p in out.glob(f"{cfg.shard_prefix}-*{STATS_SUFFIX}"))
+        parts = parts_dir_for(out, cfg.shard_prefix)
+        done += len(list(parts.glob("*.json"))) if parts.is_dir() else 0
         if index.get("fingerprint") == fingerprint or done == 0:
             return                      # config.json is rewritten from this run's settings
         raise UserError(f"{path} is damaged and no {INDEX_NAME} confirms the settings of the "
-                        f"{done} finished shard(s): restore it from a backup to resume, or pass "
-                        f"--overwrite to redo them")
+                        f"{done} finished shard(s) or part(s): restore it from a backup to "
+                        f"resume, or pass --overwrite to redo them")
     if saved.get("stage") != "ingest":
         raise UserError(f"{path} exists and is not from cwm-ingest; choose another --out")
     if saved.get("fingerprint") != fingerprint:
         raise UserError(f"--out {out} holds an ingest with other settings or inputs; "
                         f"pass --overwrite to redo it, or choose another --out")
+
+
+def parts_dir_for(out: Path, prefix: str) -> Path:
+    return out / f"_parts-{prefix}"
 
 
 def _remove_shards(out: Path, prefix: str) -> None:
@@ -108,6 +127,42 @@ def _remove_shards(out: Path, prefix: str) -> None:
         for path in out.glob(f"{prefix}-*{suffix}"):
             path.unlink()
     (out / INDEX_NAME).unlink(missing_ok=True)
+    shutil.rmtree(parts_dir_for(out, prefix), ignore_errors=True)
+
+
+def _probe_task(numbered: tuple[int, list], root: str, timeout: float, backend: str,
+                emit) -> tuple[int, list[dict]]:
+    return numbered[0], probe_batch(root, numbered[1], timeout, backend)
+
+
+def _decode_task(task, opts, parts_dir: str, dataset: str, emit) -> dict:
+    return write_part(task, opts, parts_dir, dataset, on_unit=emit)
+
+
+def _shard_task(spec, parts_dir: str, out_dir: str, emit) -> dict:
+    return write_shard(spec, parts_dir, out_dir)
+
+
+def _probe(cfg: IngestConfig, root: Path, items: list, ex: Executor) -> dict[str, Probe]:
+    """key_id -> Probe. In this process for one batch; on the workers for more."""
+    planned = assign_ids(items)[0]
+    batches = [planned[i:i + PROBE_BATCH] for i in range(0, len(planned), PROBE_BATCH)]
+    timeout = cfg.frames.timeout
+    if len(batches) == 1:
+        rows = [probe_batch(str(root), [v.item for v in batches[0]], timeout, cfg.probe)]
+    else:
+        ex.start()
+        outcome = ex.map(_probe_task, [(i, [v.item for v in b]) for i, b in enumerate(batches)],
+                         [f"probe-{i:06d}" for i in range(len(batches))], cfg.retries,
+                         root=str(root), timeout=timeout, backend=cfg.probe)
+        if outcome.failed:
+            raise RuntimeError(f"probe task failed: {outcome.failed[0][1]}")
+        rows = [r for _, r in sorted(outcome.results, key=lambda r: r[0])]
+    probes = {}
+    for batch, rows_of_batch in zip(batches, rows):
+        for video, row in zip(batch, rows_of_batch):
+            probes[video.key_id] = Probe(**row)
+    return probes
 
 
 def ingest(cfg: IngestConfig, log: Callable[[str], None] = print) -> Summary:
@@ -117,54 +172,105 @@ def ingest(cfg: IngestConfig, log: Callable[[str], None] = print) -> Summary:
     """
     out = prepare_out(cfg.out)
     with locked_dir(out, "cwm-ingest"):
-        return _ingest(cfg, out, log)
+        root = source_root(cfg, out)
+        cfg = dataclasses.replace(cfg, src=str(root), out=str(out))
+        items = list_inputs(cfg, root)
+        with Executor(cfg.scheduler, cfg.workers) as ex:
+            return _ingest(cfg, out, root, items, ex, log)
 
 
-def _ingest(cfg: IngestConfig, out: Path, log: Callable[[str], None]) -> Summary:
-    root = source_root(cfg, out)
-    cfg = dataclasses.replace(cfg, src=str(root), out=str(out))
-    plan: Plan = make_plan(list_inputs(cfg, root), str(root), cfg.shard_prefix, cfg.shard_size)
-    fingerprint = cfg.fingerprint(plan.digest())
-    _check_resume(out, cfg, fingerprint, plan)
+def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
+    started = time.perf_counter()
+    # The fingerprint needs only the inputs: a refused or finished rerun starts no cluster.
+    fingerprint = cfg.fingerprint(inputs_digest(assign_ids(items)[0]))
+    _check_resume(out, cfg, fingerprint)
     if cfg.overwrite:
         _remove_shards(out, cfg.shard_prefix)
+    parts_dir = parts_dir_for(out, cfg.shard_prefix)
+    parts_dir.mkdir(exist_ok=True)
     remove_stale_tmp(out)
+    remove_stale_tmp(parts_dir)
     write_json(out / CONFIG_NAME, {"stage": "ingest", "cwm_version": cwm.__version__,
                                    "fingerprint": fingerprint, "config": cfg.to_dict()})
-    log(f"cwm-ingest {cfg.dataset}: {plan.n_videos} videos from {root} -> "
-        f"{len(plan.shards)} shards in {out}")
+    previous = _read_index(out / INDEX_NAME)
+    if previous.get("complete") and previous.get("fingerprint") == fingerprint \
+            and all(is_done(out, s["name"].removesuffix(TAR_SUFFIX)) for s in previous["shards"]):
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        n = len(previous["shards"])
+        log(f"cwm-ingest {cfg.dataset}: resuming: all {n} shards already done in {out}")
+        return _summary(previous, [], [], n, n, n, time.perf_counter() - started, ex, log)
+
+    probes = _probe(cfg, root, items, ex)
+    if not ex.started:
+        # By default (all cores), no worker is started for less than a core-second of work:
+        # each costs ~0.5 CPU-s to start. An explicit --workers is taken as given.
+        cap = None if cfg.workers else max(
+            1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS))
+        ex.start(cap=cap)
+    plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
+    log(f"cwm-ingest {cfg.dataset}: {plan.n_videos} videos from {root} -> {len(plan.tasks)} "
+        f"decode tasks ({plan.n_units} units) on {ex.workers} worker(s), shards in {out}")
     log("config: " + json.dumps(cfg.to_dict(), sort_keys=True))
     for r in plan.renamed:
         log(f"duplicate id {r['raw_id']!r}: {r['source']} stored as {r['id']}")
 
-    todo = [s for s in plan.shards if not is_done(out, s.name)]
-    resumed = len(plan.shards) - len(todo)
-    if resumed:
-        log(f"resuming: {resumed} shards already done, {len(todo)} to write")
-    progress = Progress(len(todo), sum(len(s.videos) for s in todo), enabled=cfg.progress)
-    started = time.perf_counter()
+    todo = [t for t in plan.tasks if not part_done(parts_dir, t.name)]
+    if len(todo) < len(plan.tasks):
+        log(f"resuming: {len(plan.tasks) - len(todo)} decode tasks already done, {len(todo)} to run")
+    progress = Progress(len(todo), sum(len(t.units) for t in todo), enabled=cfg.progress)
     try:
-        outcome = run_shards(todo, cfg.frames, out, cfg.dataset, scheduler=cfg.scheduler,
-                             workers=cfg.workers, retries=cfg.retries, progress=progress)
+        decoded = ex.map(_decode_task, todo, [t.name for t in todo], cfg.retries,
+                         on_event=progress.video, on_done=progress.shard, opts=cfg.frames,
+                         parts_dir=str(parts_dir), dataset=cfg.dataset)
     except KeyboardInterrupt:
         progress.close()
-        done = sum(is_done(out, s.name) for s in plan.shards)
-        log(f"interrupted: {done}/{len(plan.shards)} shards done; rerun the same command to "
-            f"resume")
+        done = sum(part_done(parts_dir, t.name) for t in plan.tasks)
+        log(f"interrupted: {done}/{len(plan.tasks)} decode tasks done; rerun the same command "
+            f"to resume")
         raise
     finally:
         progress.close()
-    seconds = time.perf_counter() - started
+    info = {"dataset": cfg.dataset, "prefix": cfg.shard_prefix, "size": cfg.frames.size,
+            "storage": cfg.frames.storage, "fingerprint": fingerprint}
+    if decoded.failed:
+        # The layout needs every part: no shard is written until the next run redoes these.
+        index = write_index(out, plan, [], {}, info)
+        failed = [(f"decode task {name}", reason) for name, reason in decoded.failed]
+        return _summary(index, decoded.results, failed, 0, 0, 0,
+                        time.perf_counter() - started, ex, log)
 
-    stats = read_stats(out, plan)
-    index = write_index(out, plan, stats, {
-        "dataset": cfg.dataset, "prefix": cfg.shard_prefix, "size": cfg.frames.size,
-        "storage": cfg.frames.storage, "fingerprint": fingerprint})
+    shards = layout(collect(plan, parts_dir, cfg.frames.min_frames), cfg.shard_prefix,
+                    cfg.shard_samples, cfg.shard_bytes, cfg.shard_seed)
+    pending = [s for s in shards if not is_done(out, s.name)]
+    try:
+        written = ex.map(_shard_task, pending, [s.name for s in pending], cfg.retries,
+                         parts_dir=str(parts_dir), out_dir=str(out))
+    except KeyboardInterrupt:
+        done = sum(is_done(out, s.name) for s in shards)
+        log(f"interrupted: {done}/{len(shards)} shards done; rerun the same command to resume")
+        raise
+    stats = read_stats(out, shards)
+    index = write_index(out, plan, shards, stats, info)
+    if index["complete"]:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    failed = [(f"shard {name}", reason) for name, reason in written.failed]
+    return _summary(index, decoded.results, failed, len(shards),
+                    len(shards) - len(pending), len(stats), time.perf_counter() - started, ex,
+                    log)
+
+
+def _summary(index, parts, failed, total, resumed, done, seconds, ex, log) -> Summary:
     summary = Summary(
-        shards_done=len(stats), shards_total=len(plan.shards), shards_resumed=resumed,
-        shards_failed=outcome.failed, totals=index["totals"],
-        run_frames=sum(s["frames"] for s in outcome.stats),
-        run_decoded=sum(s["decoded_frames"] for s in outcome.stats),
-        seconds=seconds, workers=outcome.workers)
+        shards_done=done, shards_total=total, shards_resumed=resumed, shards_failed=failed,
+        totals=index["totals"], run_frames=sum(p["frames"] for p in parts),
+        run_decoded=sum(p["decoded"] for p in parts), seconds=seconds, workers=ex.workers,
+        seek_fallbacks=index["totals"].get("seek_fallbacks", 0))
     log(summary.text())
     return summary
+
+
+def _read_index(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

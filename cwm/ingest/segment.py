@@ -7,6 +7,10 @@ up to segment_frames + min_frames - 1 frames): no frame of a video is dropped, s
 SSv2 clip keeps its last 10 frames. A video with fewer than `min_frames` kept frames gives
 nothing and is counted as skipped. (Training joins a video's segments again when it draws
 windows, `cwm.shards.catalog`, so where the cuts fall does not limit which windows exist.)
+A decoded *range* of a video (`DecodedVideo.first_segment` > 0) is cut the same way and numbered
+from its first segment; a range that is not the last holds a short tail only when the video ends
+inside its look-ahead (`cwm.ingest.decode.SegmentRange`), so a video's segments are the same
+whether it was decoded whole or in ranges.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ def segment_bounds(n_frames: int, segment_frames: int, min_frames: int) -> list[
 def build_samples(dataset: str, key_id: str, item: VideoInput, video: DecodedVideo,
                   opts: FrameOptions):
     """Yield `(sample dict for TarWriter, frame count)` per segment of `video`."""
-    for segment, (start, end) in enumerate(
+    for offset, (start, end) in enumerate(
             segment_bounds(len(video.frames), opts.segment_frames, opts.min_frames)):
+        segment = video.first_segment + offset
         meta = {
             "dataset": dataset,
             "video_id": key_id,

@@ -1,12 +1,12 @@
-"""One shard task: decode its videos and write `<name>.tar`, `.errors.jsonl`, `.stats.json`.
+"""One decode task: decode its units and write the part `<name>.tar` + `<name>.json`.
 
-Order matters for crash safety: the tar is written under a temporary name and renamed when
-complete, then the errors file, and the stats file last: a shard is done exactly when its stats
-file exists. Killed at any moment, a shard is either done or redone from scratch by the next run;
-no partial tar is ever visible under its final name.
+A part is an intermediate: the samples of its units in shard format (`cwm.ingest.tarout`), and a
+JSON record of each unit (status, reason, frames decoded, and where each sample's bytes are in
+the tar). Shards are assembled from parts later (`cwm.ingest.assemble`). Order matters for crash
+safety: the tar is written under a temporary name and renamed when complete, the JSON last: a
+part is done exactly when its JSON exists. Killed at any moment, a part is either done or redone.
 
-Bad inputs never raise here: each becomes one line of `.errors.jsonl`
-(`{"video_id", "source", "status": "failed"|"skipped", "error"}`).
+Bad inputs never raise here: a unit that fails records `status: "failed"` and the reason.
 """
 
 from __future__ import annotations
@@ -16,101 +16,68 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import webdataset as wds
-
-from cwm.atomic import atomic_open, atomic_path, write_json
+from cwm.atomic import atomic_path, write_json
 from cwm.ingest.config import FrameOptions
 from cwm.ingest.decode import InputError, decode_input
-from cwm.ingest.plan import ShardSpec
+from cwm.ingest.plan import Task
 from cwm.ingest.segment import build_samples
+from cwm.ingest.tarout import TarOut
 
-STATS_SUFFIX = ".stats.json"
-ERRORS_SUFFIX = ".errors.jsonl"
 TAR_SUFFIX = ".tar"
-_STATS_INTS = ("videos", "ok", "failed", "skipped", "samples", "frames", "decoded_frames", "bytes")
+PART_SUFFIX = ".json"
 
 
-def shard_files(out_dir: Path, name: str) -> tuple[Path, Path, Path]:
-    """(tar, errors, stats) paths of shard `name`."""
-    return (out_dir / f"{name}{TAR_SUFFIX}", out_dir / f"{name}{ERRORS_SUFFIX}",
-            out_dir / f"{name}{STATS_SUFFIX}")
+def part_files(parts_dir: Path, name: str) -> tuple[Path, Path]:
+    return parts_dir / f"{name}{TAR_SUFFIX}", parts_dir / f"{name}{PART_SUFFIX}"
 
 
-def done_stats(out_dir: Path, name: str) -> dict | None:
-    """The stats of shard `name` if it is done (tar and a readable stats file), else None.
+def part_done(parts_dir: Path, name: str) -> bool:
+    tar, record = part_files(parts_dir, name)
+    return record.is_file() and tar.is_file()
 
-    A stats file that does not parse (damaged after the fact) means "not done": the shard is
-    written again, which replaces it, instead of blocking every rerun.
+
+def read_part(parts_dir: Path, name: str) -> dict:
+    return json.loads(part_files(parts_dir, name)[1].read_text())
+
+
+def write_part(task: Task, opts: FrameOptions, parts_dir: str | Path, dataset: str,
+               on_unit: Callable[[str], None] | None = None) -> dict:
+    """Write part `task` into `parts_dir`; returns its record (also saved as `<name>.json`).
+
+    on_unit(status) is called after each unit ("ok" or "failed"): progress only.
     """
-    tar, _, stats = shard_files(out_dir, name)
-    if not (stats.is_file() and tar.is_file()):
-        return None
-    try:
-        found = json.loads(stats.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return None
-    if not isinstance(found, dict) or not all(isinstance(found.get(k), int) for k in _STATS_INTS):
-        return None
-    return found
-
-
-def is_done(out_dir: Path, name: str) -> bool:
-    return done_stats(out_dir, name) is not None
-
-
-def write_shard(spec: ShardSpec, opts: FrameOptions, out_dir: str | Path, dataset: str,
-                on_video: Callable[[str], None] | None = None) -> dict:
-    """Write shard `spec` into `out_dir`; returns its stats (also saved as `.stats.json`).
-
-    on_video(status) is called after each input ("ok", "failed", "skipped"): progress only.
-    """
-    out_dir = Path(out_dir)
-    root = Path(spec.root)
-    tar_path, errors_path, stats_path = shard_files(out_dir, spec.name)
+    parts_dir = Path(parts_dir)
+    root = Path(task.root)
+    tar_path, record_path = part_files(parts_dir, task.name)
     started = time.perf_counter()
-    counts = {"ok": 0, "failed": 0, "skipped": 0}
-    samples = frames = decoded = 0
-    errors = []
+    units = []
     with atomic_path(tar_path) as tmp, open(tmp, "wb") as stream:
-        with wds.TarWriter(stream) as tar:
-            for video in spec.videos:
-                status, reason, written = "ok", "", 0
-                try:
-                    result = decode_input(root, video.item, opts)
-                except InputError as e:
-                    status, reason = "failed", str(e)
-                except Exception as e:  # noqa: BLE001  (SPEC: one bad input never stops a shard)
-                    status, reason = "failed", f"unexpected {type(e).__name__}: {e}"
-                else:
-                    # Writing errors (disk full) are not the input's fault: they fail the shard.
-                    decoded += result.decoded
-                    for sample, n in build_samples(dataset, video.key_id, video.item, result, opts):
-                        tar.write(sample)
-                        written += 1
-                        frames += n
-                    samples += written
-                    if not written:
-                        status = "skipped"
-                        reason = (f"too short: {len(result.frames)} frames kept "
-                                  f"(of {result.decoded}), --min-frames is {opts.min_frames}")
-                counts[status] += 1
-                if status != "ok":
-                    errors.append({"video_id": video.key_id, "source": video.item.path,
-                                   "status": status, "error": reason})
-                if on_video is not None:
-                    on_video(status)
-    with atomic_open(errors_path, "w") as f:
-        for line in errors:
-            f.write(json.dumps(line) + "\n")
-    stats = {
-        "shard": tar_path.name,
-        "videos": len(spec.videos),
-        **counts,
-        "samples": samples,
-        "frames": frames,
-        "decoded_frames": decoded,
-        "bytes": tar_path.stat().st_size,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    write_json(stats_path, stats)
-    return stats
+        tar = TarOut(stream)
+        for unit in task.units:
+            entry = {"video_id": unit.video.key_id, "source": unit.video.item.path,
+                     "first_segment": unit.segments.first, "status": "ok", "error": "",
+                     "decoded": 0, "kept": 0, "seek_fallback": False, "samples": []}
+            try:
+                result = decode_input(root, unit.video.item, opts, unit.segments)
+            except InputError as e:
+                entry.update(status="failed", error=str(e))
+            except Exception as e:  # noqa: BLE001  (SPEC: one bad input never stops a task)
+                entry.update(status="failed", error=f"unexpected {type(e).__name__}: {e}")
+            else:
+                # Writing errors (disk full) are not the input's fault: they fail the task.
+                entry.update(decoded=result.decoded, kept=len(result.frames),
+                             seek_fallback=result.seek_fallback)
+                for sample, n in build_samples(dataset, unit.video.key_id, unit.video.item,
+                                               result, opts):
+                    offset, length = tar.write_sample(sample)
+                    entry["samples"].append([sample["__key__"], offset, length, n])
+            units.append(entry)
+            if on_unit is not None:
+                on_unit(entry["status"])
+        tar.close()
+    record = {"part": task.name, "units": units,
+              "seconds": round(time.perf_counter() - started, 3)}
+    write_json(record_path, record, indent=None)
+    return {"part": task.name, "seconds": record["seconds"],
+            "decoded": sum(u["decoded"] for u in units),
+            "frames": sum(s[3] for u in units for s in u["samples"])}

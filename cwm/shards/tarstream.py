@@ -32,7 +32,6 @@ import warnings
 from dataclasses import dataclass, field, fields
 from typing import Callable, Iterable, Iterator
 
-from webdataset.gopen import gopen
 
 FIELDS = ("frames.npy", "frames.mp4", "meta.json")
 PICKLE_EXTENSIONS = ("pyd", "pth", "pt", "pkl", "pickle", "ckpt")
@@ -116,6 +115,8 @@ def _tarfile_members(url: str) -> Iterator[Member]:
         # random access: headers by seeking, each member's data in one read call
         tar = tarfile.open(url, mode="r:*")
     else:
+        # webdataset imports torch: only a remote shard pays for it (cwm-ingest never does)
+        from webdataset.gopen import gopen
         tar = tarfile.open(fileobj=gopen(url, "rb"), mode="r|*")
     with tar:
         last = -1

@@ -55,8 +55,8 @@ def ingest(work: Path) -> tuple[Path, Path, dict]:
     cli = [str(Path(sys.executable).parent / "cwm-ingest")]
     common = ["--scheduler", "inline", "--segment-frames", "25", "--min-frames", "25",
               "--no-progress"]
-    subprocess.run(cli + ["folder", "--src", str(real_src), "--out", str(work / "real"),
-                          "--shard-size", "1"] + common, check=True, cwd=REPO)
+    subprocess.run(cli + ["folder", "--src", str(real_src), "--out", str(work / "real")]
+                   + common, check=True, cwd=REPO)
     subprocess.run(cli + ["synthetic", "--videos", "32", "--out", str(work / "synthetic")]
                    + common, check=True, cwd=REPO)
 

@@ -24,7 +24,7 @@ from cwm.cli.ingest import cli
 from cwm.ingest.config import FrameOptions, IngestConfig
 from cwm.ingest.run import ingest
 
-SMALL = ["synthetic", "--videos", "8", "--shard-size", "2", "--segment-frames", "20",
+SMALL = ["synthetic", "--videos", "8", "--shard-samples", "3", "--segment-frames", "20",
          "--min-frames", "20", "--no-progress"]
 CLI = [sys.executable, "-c", "from cwm.cli.ingest import main; main()"]
 
@@ -47,12 +47,13 @@ def test_embedded_cluster_run(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "on 2 worker(s)" in result.stdout and "videos: 8 ok, 0 failed" in result.stdout
     index = json.loads((out / "_index.json").read_text())
-    assert index["complete"] and index["num_shards"] == 4
-    assert sum(s["samples"] for s in index["shards"]) == len(keys(out)) > 8
+    n = sum(s["samples"] for s in index["shards"])
+    assert index["complete"] and index["num_shards"] == -(-n // 3)
+    assert n == len(keys(out)) > 8
     # Rerun: everything resumes, nothing is rewritten.
     again = subprocess.run(CLI + SMALL + ["--out", str(out), "--workers", "2"],
                            capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and "4 shards already done, 0 to write" in again.stdout
+    assert again.returncode == 0 and f"all {index['num_shards']} shards already done" in again.stdout
 
 
 def test_kill_9_at_random_moments_then_rerun(tmp_path):
@@ -98,12 +99,13 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     assert not list(out.glob("*.tmp")) and not list((out / "_synthetic").glob("*.tmp"))
 
 
-def test_joins_an_existing_scheduler_and_leaves_it_running(tmp_path):
+def test_joins_an_existing_scheduler_and_leaves_it_running(tmp_path, monkeypatch):
+    monkeypatch.setattr("cwm.ingest.run.PROBE_BATCH", 3)     # 4 inputs: probed on the worker
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None, silence_logs=logging.ERROR) as cluster:
         cfg = IngestConfig(dataset="synthetic", src="", out=str(tmp_path / "out"),
                            frames=FrameOptions(segment_frames=20, min_frames=20),
-                           shard_size=2, source_options={"videos": 4, "seed": 1},
+                           shard_samples=3, source_options={"videos": 4, "seed": 1},
                            scheduler=cluster.scheduler_address, progress=False)
         summary = ingest(cfg, log=lambda _: None)
         assert summary.ok and summary.workers == 1 and summary.totals["ok"] == 4

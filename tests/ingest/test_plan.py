@@ -1,38 +1,69 @@
-"""Deterministic shard specs, sanitized unique ids."""
+"""Deterministic work plans: sanitized unique ids, long inputs split, tasks of equal work."""
 
+from cwm.ingest.config import FrameOptions
+from cwm.ingest.decode import SegmentRange
 from cwm.ingest.plan import make_plan
+from cwm.ingest.probe import Probe
 from cwm.ingest.sources.base import VideoInput
+
+OPTS = FrameOptions()
 
 
 def inputs(*paths):
     return [VideoInput(video_id=p.rsplit(".", 1)[0], path=p) for p in paths]
 
 
-def test_sorted_and_cut_into_shards_deterministically():
+def plan(items, probes=None, slots=1):
+    return make_plan(items, probes, "/r", OPTS, slots)
+
+
+def test_deterministic_and_digest_ignores_the_task_cut():
     items = inputs(*(f"v{i}.mp4" for i in (5, 3, 1, 4, 2)))
-    a = make_plan(items, "/r", "ds", 2)
-    b = make_plan(list(reversed(items)), "/r", "ds", 2)
-    assert [s.name for s in a.shards] == ["ds-000000", "ds-000001", "ds-000002"]
-    assert [[v.key_id for v in s.videos] for s in a.shards] == [["v1", "v2"], ["v3", "v4"], ["v5"]]
-    assert a.digest() == b.digest()
-    assert a.digest() != make_plan(items, "/r", "ds", 3).digest()
+    a, b = plan(items), plan(list(reversed(items)))
+    assert [v.key_id for v in a.videos] == ["v1", "v2", "v3", "v4", "v5"]
+    assert [t.name for t in a.tasks] == [t.name for t in b.tasks]
+    assert a.digest() == b.digest() == plan(items, slots=3).digest()
+    assert a.digest() != plan(items[:4]).digest()
+    assert sorted(u.video.key_id for t in a.tasks for u in t.units) == ["v1", "v2", "v3", "v4", "v5"]
+
+
+def test_long_input_split_into_segment_ranges_and_work_balanced():
+    items = inputs("long.mp4", *(f"s{i}.mp4" for i in range(8)))
+    probes = {"long": Probe(frames=2700, fps=30, width=320, height=240),
+              **{f"s{i}": Probe(frames=120, fps=30, width=320, height=240) for i in range(8)}}
+    p = plan(items, probes, slots=2)
+    ranges = sorted((u.segments for t in p.tasks for u in t.units if u.video.key_id == "long"),
+                    key=lambda r: r.first)
+    assert len(ranges) >= 2 and ranges[0].first == 0 and ranges[-1].end is None
+    assert all(a.end == b.first for a, b in zip(ranges, ranges[1:]))   # contiguous, no overlap
+    loads = [t.work for t in p.tasks]
+    assert len(p.tasks) == 8 and max(loads) < 1.5 * sum(loads) / len(loads)
+    # one worker: fewer, bigger ranges; short inputs are never split
+    assert all(u.segments == SegmentRange() for t in plan(items, probes).tasks for u in t.units
+               if u.video.key_id.startswith("s"))
+
+
+def test_failed_probe_marks_the_input_failed_not_the_run():
+    p = plan(inputs("a.mp4", "b.mp4"), {"a": Probe(error="cannot open as a video: x"),
+                                        "b": Probe(frames=30, fps=10, width=64, height=48)})
+    assert p.unprobed == {"a": "cannot open as a video: x"}
+    assert [u.video.key_id for t in p.tasks for u in t.units] == ["b"]
 
 
 def test_keys_sanitized_like_webdataset_needs():
-    plan = make_plan([VideoInput("S1/Videos/Directions 1.54138969",
-                                 "S1/Videos/Directions 1.54138969.mp4")], "/r", "h", 10)
-    assert plan.shards[0].videos[0].key_id == "S1_Videos_Directions_1_54138969"
+    p = plan([VideoInput("S1/Videos/Directions 1.54138969", "S1/Videos/Directions 1.54138969.mp4")])
+    assert p.videos[0].key_id == "S1_Videos_Directions_1_54138969"
 
 
 def test_colliding_ids_made_unique_and_recorded():
-    plan = make_plan(inputs("a b.mp4", "a_b.mp4", "a b.webm", "a_b-2.mp4"), "/r", "x", 10)
-    ids = {v.item.path: v.key_id for v in plan.shards[0].videos}
+    p = plan(inputs("a b.mp4", "a_b.mp4", "a b.webm", "a_b-2.mp4"))
+    ids = {v.item.path: v.key_id for v in p.videos}
     assert len(set(ids.values())) == 4
     assert ids["a b.mp4"] == "a_b" and ids["a_b-2.mp4"] == "a_b-2"
-    assert {r["source"] for r in plan.renamed} == {"a b.webm", "a_b.mp4"}
+    assert {r["source"] for r in p.renamed} == {"a b.webm", "a_b.mp4"}
 
 
 def test_same_source_listed_twice_is_ingested_once():
     items = inputs("x.webm") + [VideoInput("x", "x.webm", meta={"split": "validation"})]
-    plan = make_plan(items, "/r", "s", 10)
-    assert plan.n_videos == 1 and plan.duplicates == ["x.webm"]
+    p = plan(items)
+    assert p.n_videos == 1 and p.duplicates == ["x.webm"]

@@ -46,7 +46,7 @@ def config(src, out, **kw) -> IngestConfig:
     frames = FrameOptions(segment_frames=kw.pop("segment_frames", 12),
                           min_frames=kw.pop("min_frames", 12), storage=kw.pop("storage", "npy"))
     return IngestConfig(dataset="folder", src=str(src), out=str(out), frames=frames,
-                        shard_size=kw.pop("shard_size", 4), scheduler="inline",
+                        shard_samples=kw.pop("shard_samples", 4), scheduler="inline",
                         progress=False, **kw)
 
 
@@ -101,17 +101,20 @@ def test_resume_skips_done_shards_and_refuses_other_settings(tmp_path, media):
     for i in range(3):
         shutil.copy(media["good"], src / f"v{i}.mp4")
     out = tmp_path / "out"
-    ingest(config(src, out, shard_size=1), log=lambda _: None)
+    ingest(config(src, out, shard_samples=2), log=lambda _: None)
     first = out / "folder-000000.tar"
     mtime = first.stat().st_mtime_ns
+    content = {p.name: p.read_bytes() for p in out.glob("*.tar")}
     (out / "folder-000002.stats.json").unlink()           # as if killed before it finished
-    summary = ingest(config(src, out, shard_size=1), log=lambda _: None)
+    summary = ingest(config(src, out, shard_samples=2), log=lambda _: None)
     assert summary.shards_resumed == 2 and first.stat().st_mtime_ns == mtime
     assert summary.totals["samples"] == 3 * 2
+    assert {p.name: p.read_bytes() for p in out.glob("*.tar")} == content   # same bytes
+    assert not list(out.glob("_parts-*"))                 # parts removed once complete
 
     with pytest.raises(UserError, match="--overwrite"):
-        ingest(config(src, out, shard_size=2), log=lambda _: None)
-    summary = ingest(config(src, out, shard_size=2, overwrite=True), log=lambda _: None)
+        ingest(config(src, out, shard_samples=3), log=lambda _: None)
+    summary = ingest(config(src, out, shard_samples=3, overwrite=True), log=lambda _: None)
     assert summary.shards_resumed == 0
     assert sorted(p.name for p in out.glob("*.tar")) == ["folder-000000.tar", "folder-000001.tar"]
 
@@ -157,3 +160,64 @@ def test_user_mistakes_give_one_line(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(cli, ["no-such-dataset"])
     assert exit_info.value.code == 2
+
+
+def test_shards_mix_sources_and_do_not_depend_on_the_task_cut(tmp_path, monkeypatch):
+    """A long input split into ranges gives the same shards, byte for byte, as decoded whole."""
+    from tests.ingest.conftest import encode, moving
+
+    src = tmp_path / "src"
+    src.mkdir()
+    encode(src / "long.mp4", np.concatenate([moving(150, seed=k) for k in range(2)]))
+    for i in range(4):
+        encode(src / f"short{i}.mp4", moving(24, seed=10 + i))
+    outputs = {}
+    for per_slot in (1, 8):                      # 1: nothing split; 8: the long input in ranges
+        monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", per_slot)
+        out = tmp_path / f"out{per_slot}"
+        lines = []
+        summary = ingest(config(src, out, shard_samples=5), log=lines.append)
+        assert summary.ok and summary.totals["ok"] == 5
+        units = int(lines[0].split(" units)")[0].rsplit("(", 1)[1])
+        assert (units == 5) if per_slot == 1 else (units > 5)
+        outputs[per_slot] = {p.name: p.read_bytes() for p in sorted(out.glob("*.tar"))}
+    assert outputs[1] == outputs[8]
+
+    samples = read_all(tmp_path / "out8")
+    assert len(samples) == 300 // 12 + 4 * 2 and len(outputs[8]) == -(-len(samples) // 5)
+    shards_of, mixed = {}, 0
+    for name, blob in outputs[8].items():
+        with tarfile.open(fileobj=__import__("io").BytesIO(blob)) as tar:
+            ids = {m.name.split(".", 1)[0].rsplit("_", 1)[0] for m in tar}
+        mixed += len(ids) >= 2
+        for video_id in ids:
+            shards_of.setdefault(video_id, set()).add(name)
+    assert mixed >= len(outputs[8]) // 2                    # shards mix sources
+    assert len(shards_of["long"]) >= 3                      # a long source spread over shards
+    index = json.loads((tmp_path / "out8" / "_index.json").read_text())
+    assert index["totals"]["videos"] == 5 and index["totals"]["samples"] == len(samples)
+
+
+def test_a_range_whose_seek_fails_is_decoded_from_the_start_and_counted(tmp_path, monkeypatch):
+    from cwm.ingest import decode
+    from tests.ingest.conftest import encode, moving
+
+    src = tmp_path / "src"
+    src.mkdir()
+    encode(src / "long.mp4", np.concatenate([moving(120, seed=k) for k in range(2)]))
+    monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", 1)
+    ingest(config(src, tmp_path / "whole", shard_samples=5), log=lambda _: None)
+
+    def seek_fails(*args, **kwargs):
+        raise decode._SeekFailed("as if the demuxer could not seek")
+
+    monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", 8)
+    monkeypatch.setattr(decode, "_decode_by_seeking", seek_fails)
+    lines = []
+    summary = ingest(config(src, tmp_path / "split", shard_samples=5), log=lines.append)
+    assert summary.ok and summary.seek_fallbacks >= 1
+    assert "split ranges decoded from the file start" in "\n".join(lines)
+    stats = [json.loads(p.read_text()) for p in (tmp_path / "split").glob("*.stats.json")]
+    assert sum(s["seek_fallbacks"] for s in stats) == summary.seek_fallbacks
+    tars = lambda d: {p.name: p.read_bytes() for p in (tmp_path / d).glob("*.tar")}  # noqa: E731
+    assert tars("split") == tars("whole")

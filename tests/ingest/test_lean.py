@@ -1,0 +1,34 @@
+"""The ingest path never imports torch (3 s per process), and `--help` not even dask or PyAV."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_CHECK = """
+import sys
+{imports}
+heavy = sorted(m for m in {heavy!r} if m in sys.modules)
+print("heavy=" + ",".join(heavy))
+"""
+
+
+def loaded(imports: str, heavy: tuple[str, ...]) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", _CHECK.format(imports=imports, heavy=heavy)],
+                         check=True, capture_output=True, text=True).stdout
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("heavy="), out
+    return [m for m in last.removeprefix("heavy=").split(",") if m]
+
+
+def test_driver_and_worker_modules_do_not_import_torch():
+    imports = ("import cwm.cli.ingest, cwm.ingest.run, cwm.ingest.writer, cwm.ingest.assemble, "
+               "cwm.ingest.probe, cwm.ingest.layout\n"
+               "cwm.cli.ingest.cli.main(['--help'], standalone_mode=False)")
+    assert loaded(imports, ("torch", "webdataset")) == []
+
+
+def test_help_imports_neither_dask_nor_the_decoder_stack():
+    imports = ("import cwm.cli.ingest\n"
+               "cwm.cli.ingest.cli.main(['folder', '--help'], standalone_mode=False)")
+    assert loaded(imports, ("torch", "dask", "distributed", "h5py")) == []
