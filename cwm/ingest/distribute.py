@@ -45,6 +45,11 @@ def _on_worker(fn: Callable, item, topic: str, kwargs: dict):
     return fn(item, **kwargs, emit=lambda payload: worker.log_event(topic, payload))
 
 
+# Seconds the embedded cluster's workers may take to start (a worker that cannot start would
+# otherwise be waited for forever).
+WORKER_START_TIMEOUT = 120.0
+
+
 def _wait_for_spawn(n: int, timeout: float = 60.0) -> None:
     """Until `n` worker processes of ours exist (they have exec'd: their signal state is set)."""
     import psutil
@@ -113,7 +118,12 @@ class Executor:
                     self._cluster.scale(n)
                     _wait_for_spawn(n)
                 self.client = Client(self._cluster)
-                self.client.wait_for_workers(n)
+                try:
+                    self.client.wait_for_workers(n, timeout=WORKER_START_TIMEOUT)
+                except TimeoutError:
+                    raise UserError(f"the embedded dask cluster's {n} worker process(es) did "
+                                    f"not start within {WORKER_START_TIMEOUT:.0f} s; try "
+                                    f"--scheduler inline to see why") from None
         except BaseException:
             self.close()
             raise
