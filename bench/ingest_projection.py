@@ -42,36 +42,38 @@ SSV2_CLIPS, SSV2_FRAMES = 220_847, 10_000_000
 YTB_KEPT = 1_700_000
 
 
-def ssv2_like(work: Path, n: int) -> Path:
-    d = work / f"ssv2like_{n}"
+def _cached(work: Path, name: str, build) -> Path:
+    """`work/name`, built once by `build(tmp_dir)` into a temporary folder then renamed."""
+    d = work / name
     if d.is_dir():
         return d
-    tmp = work / f"ssv2like_{n}.tmp"
+    tmp = work / f"{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    src = make_input(work, 428, 240)
-    for i in range(n):
-        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{(i * 0.7) % 20:.2f}",
-                        "-i", str(src), "-frames:v", "45", "-r", "12", "-c:v", "libvpx-vp9",
-                        "-b:v", "0", "-crf", "35", "-deadline", "realtime", "-cpu-used", "8",
-                        "-an", str(tmp / f"{i}.webm")], check=True)
+    build(tmp)
     tmp.rename(d)
     return d
+
+
+def ssv2_like(work: Path, n: int) -> Path:
+    def build(tmp: Path) -> None:
+        src = make_input(work, 428, 240)
+        for i in range(n):
+            subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss",
+                            f"{(i * 0.7) % 20:.2f}", "-i", str(src), "-frames:v", "45", "-r", "12",
+                            "-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "35", "-deadline",
+                            "realtime", "-cpu-used", "8", "-an", str(tmp / f"{i}.webm")],
+                           check=True)
+    return _cached(work, f"ssv2like_{n}", build)
 
 
 def jpeg_run(work: Path, width: int, height: int, n: int = 600) -> Path:
-    d = work / f"jpegs_{width}x{height}"
-    if d.is_dir():
-        return d
-    tmp = work / f"jpegs_{width}x{height}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    src = make_input(work, 1280, 720)
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i",
-                    str(src), "-frames:v", str(n), "-vf", f"scale={width}:{height}", "-q:v", "3",
-                    "-start_number", "0", str(tmp / "%d.jpg")], check=True)
-    tmp.rename(d)
-    return d
+    def build(tmp: Path) -> None:
+        src = make_input(work, 1280, 720)
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i",
+                        str(src), "-frames:v", str(n), "-vf", f"scale={width}:{height}", "-q:v",
+                        "3", "-start_number", "0", str(tmp / "%d.jpg")], check=True)
+    return _cached(work, f"jpegs_{width}x{height}", build)
 
 
 def task_of(root: Path, items: list[VideoInput]) -> Task:
