@@ -4,7 +4,7 @@
 set -euo pipefail
 OUT=${1:-demo}
 TRAIN_STEPS=${DEMO_TRAIN_STEPS:-150}
-RL_STEPS=${DEMO_RL_STEPS:-600}
+RL_STEPS=${DEMO_RL_STEPS:-300}   # agent steps (x2 frames on DMC)
 mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 
@@ -22,7 +22,7 @@ cwm-train --shards "$OUT/shards/synthetic-<000000..$last>.tar" --out "$OUT/train
   --preset tiny --steps "$TRAIN_STEPS" --picture-every "$TRAIN_STEPS" --no-progress
 cwm-train predict "$OUT/train" --shards "$OUT/shards" --out "$OUT/train/pictures"
 
-step "4/5 rl: fine-tune the pre-trained model on DMC cartpole-balance (tiny preset, $RL_STEPS frames)"
+step "4/5 rl: fine-tune the pre-trained model on DMC cartpole-balance (tiny preset, $RL_STEPS agent steps = $((RL_STEPS * 2)) frames)"
 ckpt=$(ls "$OUT"/train/checkpoints/*.pt | sort | tail -n 1)
 cwm-rl --env dmc --task cartpole-balance --preset tiny --steps "$RL_STEPS" --render fast \
   --pretrained "$ckpt" --out "$OUT/rl" --no-progress
