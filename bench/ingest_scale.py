@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest_inputs import make_input  # noqa: E402
+from ingest_inputs import cached_dir, make_input  # noqa: E402
 
 
 def looped(work: Path, width: int, height: int, seconds: float) -> Path:
@@ -57,19 +57,13 @@ def looped(work: Path, width: int, height: int, seconds: float) -> Path:
 
 def folder(work: Path, name: str, files: list[tuple[Path, int]]) -> Path:
     """A folder of hard links: (source, copies)."""
-    d = work / name
-    if d.is_dir():
-        return d
-    tmp = work / f"{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    k = 0
-    for source, copies in files:
-        for _ in range(copies):
-            os.link(source, tmp / f"v{k:02d}_{source.stem}.mp4")
-            k += 1
-    tmp.rename(d)
-    return d
+    def build(tmp: Path) -> None:
+        k = 0
+        for source, copies in files:
+            for _ in range(copies):
+                os.link(source, tmp / f"v{k:02d}_{source.stem}.mp4")
+                k += 1
+    return cached_dir(work, name, build)
 
 
 def children_cpu() -> float:
