@@ -117,6 +117,18 @@ def write_json(path: str | os.PathLike, obj, **kwargs) -> None:
         f.write("\n")
 
 
+def read_json(path: str | os.PathLike) -> dict | None:
+    """The JSON object in `path` (as `write_json` wrote it), or None when the file is missing,
+    damaged after the fact (not UTF-8 JSON, nested too deeply) or holds something else.
+
+    For state files a rerun reads: a damaged one means "redo", never a traceback."""
+    try:
+        found = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def remove_stale_tmp(directory: str | os.PathLike, pattern: str = "*") -> int:
     """Delete temporaries left by a killed writer in `directory`; returns how many."""
     n = 0

@@ -13,11 +13,11 @@ Argument parsing only: the work is `cwm.rl.loop.train`, `cwm.rl.report.write_rep
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
+from cwm.atomic import read_json
 from cwm.cli.common import COUNT, POSITIVE_INT, SEED, Number, device_option, run_cli
 from cwm.errors import UserError
 from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
@@ -115,7 +115,9 @@ def export_minari(run, dataset_id, datasets_path):
     cfg_file = Path(run) / "config.json"
     if not cfg_file.is_file():
         raise UserError(f"{run} is not a cwm-rl run directory (no config.json)")
-    cfg = json.loads(cfg_file.read_text())
+    cfg = read_json(cfg_file)
+    if cfg is None:
+        raise UserError(f"{cfg_file} is damaged (not a JSON object)")
     dataset_id = dataset_id or f"cwm/{cfg['env']}-{cfg['task']}-v0"
     env = EnvConfig(cfg["env"], cfg["task"], seed=int(cfg.get("seed", 0)),
                     render=cfg.get("render", "default"))

@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from cwm.atomic import atomic_open, atomic_path, write_json
+from cwm.atomic import atomic_open, atomic_path, read_json, write_json
 from cwm.ingest.layout import ShardSpec
 from cwm.ingest.tarout import TarOut
 from cwm.ingest.writer import part_files
@@ -40,13 +40,8 @@ def done_stats(out_dir: Path, name: str) -> dict | None:
     written again, which replaces it, instead of blocking every rerun.
     """
     tar, _, stats = shard_files(out_dir, name)
-    if not (stats.is_file() and tar.is_file()):
-        return None
-    try:
-        found = json.loads(stats.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return None
-    if not isinstance(found, dict) or not all(isinstance(found.get(k), int) for k in _STATS_INTS):
+    found = read_json(stats) if tar.is_file() else None
+    if found is None or not all(isinstance(found.get(k), int) for k in _STATS_INTS):
         return None
     return found
 

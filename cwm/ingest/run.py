@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import cwm
-from cwm.atomic import remove_stale_tmp, write_json
+from cwm.atomic import read_json, remove_stale_tmp, write_json
 from cwm.errors import UserError
 from cwm.ingest.assemble import ERRORS_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, is_done, write_shard
 from cwm.ingest.config import IngestConfig
@@ -83,24 +83,15 @@ def _what_we_look_for(dataset: str) -> str:
     }.get(dataset, "looked for *.mp4, *.webm, *.mkv, *.avi, *.mov in the whole tree")
 
 
-def _read_json(path: Path) -> dict | None:
-    """The JSON object in `path`; None when it does not parse (damaged) or is not an object."""
-    try:
-        found = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return None
-    return found if isinstance(found, dict) else None
-
-
 def _check_resume(out: Path, cfg: IngestConfig, fingerprint: str) -> None:
     path = out / CONFIG_NAME
     if not path.is_file() or cfg.overwrite:
         return
-    saved = _read_json(path)
+    saved = read_json(path)
     if saved is None:
         # Damaged after the fact (it is written atomically). The index, written at the end of a
         # run, records the same fingerprint: when it matches, the finished shards are this run's.
-        index = _read_json(out / INDEX_NAME) or {}
+        index = read_json(out / INDEX_NAME) or {}
         done = sum(is_done(out, p.name.removesuffix(STATS_SUFFIX))
                    for p in out.glob(f"{cfg.shard_prefix}-*{STATS_SUFFIX}"))
         parts = parts_dir_for(out, cfg.shard_prefix)
@@ -192,7 +183,7 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
     remove_stale_tmp(parts_dir)
     write_json(out / CONFIG_NAME, {"stage": "ingest", "cwm_version": cwm.__version__,
                                    "fingerprint": fingerprint, "config": cfg.to_dict()})
-    previous = _read_index(out / INDEX_NAME)
+    previous = read_json(out / INDEX_NAME) or {}
     if previous.get("complete") and previous.get("fingerprint") == fingerprint \
             and all(is_done(out, s["name"].removesuffix(TAR_SUFFIX)) for s in previous["shards"]):
         shutil.rmtree(parts_dir, ignore_errors=True)
@@ -268,9 +259,3 @@ def _summary(index, parts, failed, total, resumed, done, seconds, ex, log) -> Su
     log(summary.text())
     return summary
 
-
-def _read_index(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}

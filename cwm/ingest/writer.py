@@ -11,12 +11,11 @@ Bad inputs never raise here: a unit that fails records `status: "failed"` and th
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
 
-from cwm.atomic import atomic_path, write_json
+from cwm.atomic import atomic_path, read_json, write_json
 from cwm.ingest.config import FrameOptions
 from cwm.ingest.decode import InputError, decode_input
 from cwm.ingest.plan import Task
@@ -31,13 +30,18 @@ def part_files(parts_dir: Path, name: str) -> tuple[Path, Path]:
     return parts_dir / f"{name}{TAR_SUFFIX}", parts_dir / f"{name}{PART_SUFFIX}"
 
 
-def part_done(parts_dir: Path, name: str) -> bool:
+def read_part(parts_dir: Path, name: str) -> dict | None:
+    """The record of part `name` if the part is done (its tar and a readable record), else None.
+
+    A record damaged after the fact means "not done": the decode task runs again and replaces it
+    (as a damaged shard stats file does), instead of a traceback on every rerun."""
     tar, record = part_files(parts_dir, name)
-    return record.is_file() and tar.is_file()
+    found = read_json(record) if tar.is_file() else None
+    return found if found is not None and isinstance(found.get("units"), list) else None
 
 
-def read_part(parts_dir: Path, name: str) -> dict:
-    return json.loads(part_files(parts_dir, name)[1].read_text())
+def part_done(parts_dir: Path, name: str) -> bool:
+    return read_part(parts_dir, name) is not None
 
 
 def write_part(task: Task, opts: FrameOptions, parts_dir: str | Path, dataset: str,

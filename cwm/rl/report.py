@@ -13,14 +13,13 @@ and with `baseline_episodes` > 0 the scores of the fixed random and zero-action 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from cwm.atomic import atomic_open, atomic_path
+from cwm.atomic import atomic_open, atomic_path, read_json
 from cwm.errors import UserError
 from cwm.model.metrics import read_metrics
 
@@ -81,11 +80,8 @@ def load_run(path: str | Path) -> RunCurve:
     cfg_file, metrics_file = path / "config.json", path / "metrics.jsonl"
     if not cfg_file.is_file() or not metrics_file.is_file():
         raise UserError(f"{path} is not a cwm-rl run directory (needs config.json and metrics.jsonl)")
-    try:
-        cfg = json.loads(cfg_file.read_bytes())
-    except (ValueError, RecursionError) as e:
-        raise UserError(f"{cfg_file} is damaged ({str(e).splitlines()[0][:100]})") from None
-    if not isinstance(cfg, dict):
+    cfg = read_json(cfg_file)
+    if cfg is None:
         raise UserError(f"{cfg_file} is damaged (not a JSON object)")
     env = cfg.get("env")
     if env not in METRICS:

@@ -102,6 +102,15 @@ def test_failed_shard_tasks_exit_1(tmp_path):
     assert "shards: 1/2 done (0 already done, 1 failed)" in proc.stdout
     assert "shard synthetic-000001 failed:" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+    # The decoded parts wait for the next run; one of their records damaged after the fact
+    # means that decode task runs again, not a traceback on every rerun.
+    records = sorted((out / "_parts-synthetic").glob("*.json"))
+    assert records
+    records[0].write_bytes(b'{"units": [{"video_id"')
+    (out / "synthetic-000001.tar").rmdir()
+    rerun = _cli(*SMALL, "--out", str(out), "--src", str(tmp_path / "videos"), "--workers", "1")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "resuming: " in rerun.stdout and "shards: 2/2 done" in rerun.stdout, rerun.stdout
 
 
 def test_an_unreadable_subdirectory_is_recorded(tmp_path, media):
