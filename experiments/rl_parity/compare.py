@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--ours", nargs="+", type=Path, required=True)
     ap.add_argument("--upstream", nargs="+", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=Path("experiments/rl_parity/cartpole-balance"))
+    ap.add_argument("--baselines", type=int, default=5,
+                    help="episodes of the random and zero-action policies drawn beside the curves")
     args = ap.parse_args()
     ours = [eval_curve(p) for p in args.ours]
     theirs = [eval_curve(p) for p in args.upstream]
@@ -70,12 +72,19 @@ def main() -> None:
         lines.append(f"| {r['frames']} | {r['upstream_iqm']:.0f} [{r['upstream_low']:.0f}, "
                      f"{r['upstream_high']:.0f}] | {r['ours_iqm']:.0f} [{r['ours_low']:.0f}, "
                      f"{r['ours_high']:.0f}] | {'yes' if r['ours_in_or_above'] else 'NO'} |")
+    baselines = {}
+    if args.baselines > 0:
+        from cwm.rl.baselines import reference_scores
+
+        baselines = reference_scores("dmc", "cartpole-balance", args.baselines)
+        lines += ["", "Reference policies (" + f"{args.baselines} episodes each): " +
+                  ", ".join(f"{p} {v:.0f}" for p, v in baselines.items())]
     (args.out / "parity.md").write_text("\n".join(lines) + "\n")
-    _plot(rows, ours, theirs, args.out / "parity.png")
+    _plot(rows, ours, theirs, baselines, args.out / "parity.png")
     print("\n".join(lines))
 
 
-def _plot(rows, ours, theirs, path: Path) -> None:
+def _plot(rows, ours, theirs, baselines: dict[str, float], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -89,6 +98,8 @@ def _plot(rows, ours, theirs, path: Path) -> None:
         for c in curves:
             steps = sorted(c)
             ax.plot(steps, [c[s] for s in steps], color=line.get_color(), lw=0.6, alpha=0.4)
+    for (policy, score), style in zip(baselines.items(), (":", "--")):
+        ax.axhline(score, color="grey", ls=style, lw=1, label=f"{policy} policy")
     ax.set_xlabel("environment frames (agent steps x action repeat)")
     ax.set_ylabel("evaluation return")
     ax.set_title("DreamerV2, cartpole-balance, small settings")
