@@ -124,6 +124,9 @@ class LoopConfig:
     replay_capacity: int = 1_000_000
     replay_chunk: int = 256          # steps per HDF5 chunk file (an episode end also closes one)
     prioritize_ends: bool = False
+    # The update's fast path (cwm.rl.behavior.ActorCritic.train_step): the same losses and
+    # gradients as the reference path (false) up to float rounding, tests/rl/test_fast_path.py.
+    fast_update: bool = True
 
 
 @dataclass(frozen=True)
