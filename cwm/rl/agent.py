@@ -280,11 +280,15 @@ class Agent(nn.Module):
 
     @contextlib.contextmanager
     def _inference(self):
-        """Eval mode (BatchNorm running statistics) without gradients, restored afterwards."""
+        """Eval mode (BatchNorm running statistics) without autograd, restored afterwards.
+
+        Inference mode rather than no_grad: acting runs once per env step and its outputs (the
+        policy state, the action sent to the env) never enter a training graph, so torch can skip
+        the version counters and view tracking as well."""
         was = self.training
         self.eval()
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 yield
         finally:
             self.train(was)
