@@ -7,7 +7,8 @@ whole-loop frames/s, each side in fresh subprocesses, alternating.
 
 (a) update: one process per side and repetition builds the agent at the named sizes, takes one
     fixed batch (seeded random pixels, actions, rewards; `is_first` at the start of every
-    sequence) and times `--updates` updates after 2 warm-up updates: updates/s of wall time and
+    sequence) and times `--updates` updates after 2 warm-up updates (1 at `paper`, where an
+    update takes ~25 CPU-s): updates/s of wall time and
     CPU seconds per update (`time.process_time`, all threads). Ours is `Agent.update`, upstream's
     is `DreamerV2.train` with its state carried over as its loop does. Sizes:
         small  `cwm-rl --preset small --agent dreamerv2` (CNN depth 8, RSSM 200, 16 x 16 latents,
@@ -82,8 +83,8 @@ def fixed_batch(batch: int, length: int, action_dim: int, seed: int = 0) -> dict
             "is_terminal": np.zeros((batch, length), bool)}
 
 
-def _timed(step, updates: int) -> dict:
-    for _ in range(2):
+def _timed(step, updates: int, warmup: int) -> dict:
+    for _ in range(warmup):
         step()
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(updates):
@@ -108,7 +109,7 @@ def _profile(step, phases: dict[str, str] | None = None) -> dict:
     return out
 
 
-def worker_ours(size: str, updates: int, profile: bool, fast: bool) -> dict:
+def worker_ours(size: str, updates: int, warmup: int, profile: bool, fast: bool) -> dict:
     import torch
 
     from cwm.rl.agent import make_agent
@@ -119,7 +120,7 @@ def worker_ours(size: str, updates: int, profile: bool, fast: bool) -> dict:
     agent = make_agent(cfg, action_dim=1, device=torch.device("cpu"))
     batch = {k: torch.from_numpy(v) for k, v in fixed_batch(b, t, 1).items()
              if k in ("image", "action", "reward", "is_first")}
-    out = _timed(lambda: agent.update(batch), updates)
+    out = _timed(lambda: agent.update(batch), updates, warmup)
     if profile:
         out["profile"] = _profile(lambda: agent.update(batch),
                                   {name: f"cwm.update.{name}" for name in
@@ -127,7 +128,7 @@ def worker_ours(size: str, updates: int, profile: bool, fast: bool) -> dict:
     return out
 
 
-def worker_upstream(size: str, updates: int, profile: bool, upstream: str) -> dict:
+def worker_upstream(size: str, updates: int, warmup: int, profile: bool, upstream: str) -> dict:
     sys.path.insert(0, str(Path(upstream) / "src"))
     import ruamel.yaml as yaml
     import torch
@@ -156,7 +157,7 @@ def worker_upstream(size: str, updates: int, profile: bool, upstream: str) -> di
     data["image"] = data["image"].transpose(0, 1, 4, 2, 3)
     batch = {k: torch.from_numpy(v).float() for k, v in data.items()}
     train = wmlib.CarryOverState(agent.train)
-    out = _timed(lambda: train(batch), updates)
+    out = _timed(lambda: train(batch), updates, warmup)
     if profile:
         out["profile"] = _profile(lambda: train(batch))
     return out
@@ -172,8 +173,8 @@ def run_worker(side: str, size: str, args) -> dict:
     else:
         python, cwd = sys.executable, str(ROOT)
         env["PYTHONPATH"] = str(ROOT)
-    updates = args.updates if size == "small" else args.paper_updates
-    cmd = [python, str(HERE), "_worker", side, size, str(updates), str(args.threads),
+    updates, warmup = (args.updates, 2) if size == "small" else (args.paper_updates, 1)
+    cmd = [python, str(HERE), "_worker", side, size, str(updates), str(warmup), str(args.threads),
            args.upstream, "1" if args.profile else "0", "0" if args.reference else "1"]
     load = os.getloadavg()[0]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -228,21 +229,22 @@ def _median(rows: list[dict], key: str) -> float:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        side, size, updates, threads, upstream, profile, fast = sys.argv[2:9]
+        side, size, updates, warmup, threads, upstream, profile, fast = sys.argv[2:10]
         import torch
 
         torch.set_num_threads(int(threads))
         if side == "ours":
-            out = worker_ours(size, int(updates), profile == "1", fast == "1")
+            out = worker_ours(size, int(updates), int(warmup), profile == "1", fast == "1")
         else:
-            out = worker_upstream(size, int(updates), profile == "1", upstream)
+            out = worker_upstream(size, int(updates), int(warmup), profile == "1", upstream)
         print(json.dumps(out))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="small,paper")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--updates", type=int, default=20, help="timed updates per process at small")
-    ap.add_argument("--paper-updates", type=int, default=3, help="timed updates per process at paper")
+    ap.add_argument("--paper-updates", type=int, default=1,
+                    help="timed updates per process at paper (after one warm-up update)")
     ap.add_argument("--loop-reps", type=int, default=1, help="whole-loop runs per side (0: none)")
     ap.add_argument("--loop-steps", type=int, default=1500)
     ap.add_argument("--loop-prefill", type=int, default=1000)
