@@ -23,8 +23,10 @@ whole-loop frames/s, each side in fresh subprocesses, alternating.
     `--loop-steps`, one evaluation episode at the start and the end. Reported: training frames
     (agent steps x 2) per second of the whole command's wall time, and the CPU seconds of the
     command and its children (env processes included).
-`--profile` adds one profiled update per side (`torch.profiler`, CPU time by phase for ours:
-world model, imagination, actor, critic) after the timed ones.
+`--profile` adds one profiled update per side after the timed ones (`torch.profiler`, CPU ms by
+phase: ours world model / imagine / actor / critic, upstream world model / imagine / behaviour,
+where behaviour includes its imagination; the profiler's own overhead inflates small ops, so read
+the phases as shares).
 
 Every process runs torch with `--threads` threads (default 1, as both loops run next to their env
 processes on a 2-core machine). Prints one JSON object; the ratios are ours / upstream's.
@@ -159,7 +161,25 @@ def worker_upstream(size: str, updates: int, warmup: int, profile: bool, upstrea
     train = wmlib.CarryOverState(agent.train)
     out = _timed(lambda: train(batch), updates, warmup)
     if profile:
-        out["profile"] = _profile(lambda: train(batch))
+        # Its phases, labelled by wrapping its methods (its code has no labels of its own):
+        # world model = `wm.train_iter` (loss, backward, step), imagine = `wm.imagine` (forward),
+        # behaviour = `ActorCritic.train` (imagination, actor and critic losses, backward, steps).
+        from torch.profiler import record_function
+
+        def label(obj, name, tag):
+            fn = getattr(obj, name)
+
+            def wrapped(*a, **k):
+                with record_function(tag):
+                    return fn(*a, **k)
+            setattr(obj, name, wrapped)
+
+        label(agent.wm, "train_iter", "upstream.world_model")
+        label(agent.wm, "imagine", "upstream.imagine")
+        label(agent._task_behavior, "train", "upstream.behavior")
+        out["profile"] = _profile(lambda: train(batch),
+                                  {name: f"upstream.{name}" for name in
+                                   ("world_model", "imagine", "behavior")})
     return out
 
 
