@@ -2,8 +2,9 @@
 whole-loop frames/s, each side in fresh subprocesses, alternating.
 
     MUJOCO_GL=egl python bench/rl_vs_upstream.py [--sizes small,paper] [--reps 3]
-        [--updates 20] [--paper-updates 3] [--loop-steps 1500] [--loop-prefill 1000]
-        [--loop-pretrain 10] [--profile] [--upstream /tmp/upstream]
+        [--updates 20] [--paper-reps 1] [--paper-updates 1] [--loop-reps 1] [--loop-steps 1500]
+        [--loop-prefill 1000] [--loop-pretrain 10] [--threads 1] [--profile] [--reference]
+        [--upstream /tmp/upstream]
 
 (a) update: one process per side and repetition builds the agent at the named sizes, takes one
     fixed batch (seeded random pixels, actions, rewards; `is_first` at the start of every
@@ -261,7 +262,8 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="small,paper")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3, help="processes per side at small")
+    ap.add_argument("--paper-reps", type=int, default=1, help="processes per side at paper")
     ap.add_argument("--updates", type=int, default=20, help="timed updates per process at small")
     ap.add_argument("--paper-updates", type=int, default=1,
                     help="timed updates per process at paper (after one warm-up update)")
@@ -282,7 +284,7 @@ def main() -> None:
         if size not in SIZES:
             raise SystemExit(f"error: unknown size {size!r}; choose from {', '.join(SIZES)}")
         rows = {"ours": [], "upstream": []}
-        for rep in range(args.reps):
+        for rep in range(args.reps if size == "small" else args.paper_reps):
             for side in (("ours", "upstream") if rep % 2 == 0 else ("upstream", "ours")):
                 rows[side].append(run_worker(side, size, args))
                 row = rows[side][-1]
