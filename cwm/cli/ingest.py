@@ -246,10 +246,13 @@ def sim_command(env, tasks, exclude, episodes, seed, noise, random_share, max_st
     if not kw["out"]:
         raise click.UsageError("Missing option '--out'.")
     names = sim.resolve_tasks(env, tasks, exclude)
-    click.echo(f"sim: {len(names)} {env} task(s): {', '.join(names)}")
-    _run("sim", {"env": env, "tasks": names, "episodes": episodes, "seed": seed,
-                 "noise": noise, "random_share": random_share, "max_steps": max_steps,
-                 "render": render}, kw)
+    options = {"env": env, "tasks": names, "episodes": episodes, "seed": seed, "noise": noise,
+               "random_share": random_share, "max_steps": max_steps, "render": render}
+    plan = sim.plan_episodes(**options)     # every mistake is reported before --out is made
+    random = sum(e.policy == "random" for e in plan)
+    click.echo(f"sim: {len(names)} {env} task(s) x {episodes} episode(s), {random} of the "
+               f"{len(plan)} with a random policy: {', '.join(names)}")
+    _run("sim", options, kw)
 
 
 # Reading-side checks live with the shards stage; they are offered here so that one command
