@@ -16,7 +16,9 @@ or playing the episode is an `InputError`: the episode is recorded as failed, th
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import threading
 import time
 import warnings
 from typing import Callable, Iterator
@@ -26,19 +28,26 @@ import numpy as np
 from cwm.ingest.decode import DecodedVideo, InputError
 from cwm.ingest.sources.sim import Episode
 
-_current: dict = {}       # {"key": (env, task, render, size), "env": PixelEnv}: this process's env
+_current: dict = {}       # {"key": (env, task, render, size, thread), "env": PixelEnv}
 
 
 def close_env() -> None:
+    """Close this process's env, if any. Freeing its GL context needs the context current in
+    this thread, which fails at interpreter exit in a dask worker (the env was made in the task
+    thread): the process is ending and loses nothing then, so a failure to free is ignored."""
     env = _current.pop("env", None)
     _current.pop("key", None)
     if env is not None:
-        env.close()
+        with contextlib.suppress(Exception):
+            env.close()
 
 
 def episode_env(episode: Episode, size: int):
-    """This process's env for `episode`, built as `cwm-rl` builds it (see the module doc)."""
-    key = (episode.env, episode.task, episode.render, size)
+    """This process's env for `episode`, built as `cwm-rl` builds it (see the module doc).
+
+    A GL context can be current in one thread only: a task that runs on another thread than
+    the one that made the env gets an env of its own."""
+    key = (episode.env, episode.task, episode.render, size, threading.get_ident())
     if _current.get("key") != key:
         close_env()
         from cwm.rl.envs.registry import EnvConfig

@@ -145,18 +145,19 @@ def test_meta_json_policies_and_readable_shards(tmp_path):
     assert report.ok and report.samples == 8 and report.frames == 8 * 7, report.problems
 
 
-def test_shards_are_a_pure_function_of_the_plan_on_dask_and_resume(tmp_path):
-    """One inline process (4 tasks of 1-2 episodes, envs reused) and two dask workers (6 tasks
-    of one episode) cut and render the episodes differently: the same bytes. A shard lost to a
-    kill is redone identically."""
+def test_shards_are_a_pure_function_of_the_plan_on_dask_and_resume(tmp_path, monkeypatch):
+    """One inline task renders all 6 episodes with one env per task in turn; a dask worker
+    process gets 4 tasks: the same bytes. A shard lost to a kill is redone identically."""
     a, b = tmp_path / "inline", tmp_path / "dask"
     opts = dict(tasks=["reach", "window-open"], episodes=3, random_share=0.5, max_steps=4)
     lines = []
+    monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", 1)
     assert ingest(config(a, **opts), log=lines.append).ok
-    assert "6 episodes to render -> 4 decode tasks" in lines[0]
+    assert "6 episodes to render -> 1 decode tasks" in lines[0]
+    monkeypatch.undo()
     lines = []
-    assert ingest(config(b, scheduler=None, workers=2, **opts), log=lines.append).ok
-    assert "-> 6 decode tasks" in lines[0] and "on 2 worker(s)" in lines[0]
+    assert ingest(config(b, scheduler=None, workers=1, **opts), log=lines.append).ok
+    assert "-> 4 decode tasks" in lines[0] and "on 1 worker(s)" in lines[0]
     content = {p.name: p.read_bytes() for p in sorted(a.glob("*.tar"))}
     assert len(content) == 3 and {p.name: p.read_bytes() for p in b.glob("*.tar")} == content
 
