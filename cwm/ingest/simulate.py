@@ -29,6 +29,7 @@ from cwm.ingest.decode import DecodedVideo, InputError
 from cwm.ingest.sources.sim import Episode
 
 _current: dict = {}       # {"key": (env, task, render, size, thread), "env": PixelEnv}
+_exit_hook = [False]      # registered after the first env: exit hooks run last-registered first
 
 
 def close_env() -> None:
@@ -56,9 +57,10 @@ def episode_env(episode: Episode, size: int):
         os.environ.setdefault("LP_NUM_THREADS", "1")
         env = EnvConfig(episode.env, episode.task, seed=episode.seed, render=episode.render,
                         size=size).make()
-        if not _current:
+        if not _exit_hook[0]:
             # Free the GL context before the backend's own exit hook tears the display down.
             atexit.register(close_env)
+            _exit_hook[0] = True
         _current.update(key=key, env=env)
     return _current["env"]
 
