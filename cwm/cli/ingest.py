@@ -203,8 +203,8 @@ def synthetic_command(videos, seed, **kw):
               help="Simulator family, rendered as cwm-rl renders it.")
 @click.option("--tasks", default="all", show_default=True,
               help="Comma-separated task names ('drawer-open', '-v3' optional; DMC "
-                   "'walker-walk'), or 'all': every Meta-world task with a scripted policy, "
-                   "every DMC suite task.")
+                   "'walker-walk', or a domain 'walker' for its tasks), or 'all': every "
+                   "Meta-world task with a scripted policy, every DMC suite task.")
 @click.option("--exclude", default="", metavar="TASKS",
               help="Comma-separated tasks left out of --tasks (e.g. the RL target tasks).")
 @click.option("--episodes", type=POSITIVE_INT, default=10, show_default=True,

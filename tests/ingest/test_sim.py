@@ -235,6 +235,8 @@ def test_list_tasks_and_exclusions(capsys):
     assert len(left) == 46 and not set(left) & set(targets.split(","))
     run_cli(cli, ["sim", "--list-tasks", "--exclude", targets])
     assert capsys.readouterr().out.split() == left
+    assert sim.resolve_tasks("dmc", "walker,cartpole-swingup", "walker-run") == [
+        "cartpole-swingup", "walker-stand", "walker-walk"]
     # Random shares are exact and spread: 0.25 of 8 -> 2, at indices 3 and 7.
     assert [i for i in range(8) if sim.is_random(i, 0.25)] == [3, 7]
     assert [sim.is_random(i, 1.0) for i in range(3)] == [True] * 3

@@ -94,14 +94,18 @@ def _names(text: str | list[str] | tuple[str, ...]) -> list[str]:
 
 def resolve_tasks(env: str, tasks: str | list[str], exclude: str | list[str] = ()) -> list[str]:
     """`tasks` ("all" or names, comma-separated) minus `exclude`, sorted; "all" on Meta-world is
-    the tasks with a scripted policy. A misspelt name in either list is a UserError."""
+    the tasks with a scripted policy, a DMC domain (`walker`) its tasks. A misspelt name in
+    either list is a UserError."""
     from cwm.rl.envs.registry import canonical_task
 
     valid = task_names(env)
 
-    def canonical(name: str) -> str:
+    def expand(name: str) -> list[str]:
+        domain = [t for t in valid if env == "dmc" and t.startswith(f"{name}-")]
+        if domain:
+            return domain
         try:
-            return canonical_task(env, name)
+            return [canonical_task(env, name)]
         except UserError:
             raise UserError(f"unknown {env} task {name!r}; valid: {', '.join(valid)}") from None
 
@@ -111,8 +115,8 @@ def resolve_tasks(env: str, tasks: str | list[str], exclude: str | list[str] = (
     elif not wanted:
         raise UserError("--tasks is empty: name tasks (comma-separated) or pass 'all'")
     else:
-        chosen = [canonical(name) for name in wanted]
-    dropped = {canonical(name) for name in _names(exclude)}
+        chosen = [task for name in wanted for task in expand(name)]
+    dropped = {task for name in _names(exclude) for task in expand(name)}
     left = sorted(set(chosen) - dropped)
     if not left:
         raise UserError("no task left after --exclude")
