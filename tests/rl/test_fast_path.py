@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from cwm.rl.agent import make_agent
-from cwm.rl.config import make_rl_config
+from cwm.rl.config import apply_settings, make_rl_config
 
 torch.set_num_threads(1)
 RTOL, ATOL = 1e-5, 1e-8
@@ -48,9 +48,11 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.allclose(a, b, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("agent", ["dreamerv2", "contextwm"])
-def test_fast_and_reference_paths_give_the_same_losses_gradients_and_weights(agent):
-    cfg = make_rl_config("dmc", preset="tiny", agent=agent)
+@pytest.mark.parametrize("agent, settings", [
+    ("dreamerv2", []), ("contextwm", []),
+    ("dreamerv2", ["behavior.return_norm=percentile", "learn.reward_transform=symlog"])])
+def test_fast_and_reference_paths_give_the_same_losses_gradients_and_weights(agent, settings):
+    cfg = apply_settings(make_rl_config("dmc", preset="tiny", agent=agent), settings)
     fast_metrics, fast_grads, fast_weights = _one_update(cfg, fast=True)
     ref_metrics, ref_grads, ref_weights = _one_update(cfg, fast=False)
     assert fast_metrics.keys() == ref_metrics.keys()
