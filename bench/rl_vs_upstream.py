@@ -93,7 +93,8 @@ def _timed(step, updates: int, warmup: int) -> dict:
     for _ in range(updates):
         step()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"updates": updates, "updates_per_s": updates / wall, "wall_s_per_update": wall / updates,
+    return {"updates": updates, "updates_per_s": updates / wall,
+            "wall_s_per_update": wall / updates,
             "cpu_s_per_update": cpu / updates}
 
 
@@ -108,7 +109,8 @@ def _profile(step, phases: dict[str, str] | None = None) -> dict:
                                sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]}}
     if phases:
         totals = {e.key: e.cpu_time_total / 1000 for e in events}
-        out["phases_ms"] = {name: round(totals.get(label, 0.0), 1) for name, label in phases.items()}
+        out["phases_ms"] = {name: round(totals.get(label, 0.0), 1)
+                            for name, label in phases.items()}
     return out
 
 
@@ -237,7 +239,8 @@ def run_loop(side: str, args, tmp: Path) -> dict:
     wall = time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"error: the {side} loop failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"error: the {side} loop failed:\n{proc.stdout[-2000:]}\n"
+                         f"{proc.stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     frames = 2 * args.loop_steps
     return {"frames": frames, "wall_s": wall, "frames_per_s": frames / wall, "cpu_s": cpu,
