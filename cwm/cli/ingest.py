@@ -44,7 +44,9 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | No
         click.option("--out", type=click.Path(file_okay=False), required=True,
                      help="Output directory for the shards (created; rerun to resume)."),
         click.option("--workers", type=POSITIVE_INT, default=None,
-                     help="Worker processes of the embedded dask cluster. [default: all cores]"),
+                     help="Workers of the embedded dask cluster: single-threaded, threads of "
+                          "this command (PyAV decodes without the GIL), never more than decode "
+                          "tasks. [default: all cores, fewer for < 1 core-second of work each]"),
         click.option("--scheduler", default=None, metavar="ADDR",
                      help="Use an existing dask scheduler (tcp://host:8786) instead of an "
                           f"embedded cluster (connect timeout: dask's distributed.comm.timeouts.connect); "

@@ -1,6 +1,14 @@
 """Where ingest tasks run: an embedded dask LocalCluster (default), an existing dask scheduler,
 or inline in this process (for debugging and small tests).
 
+The embedded cluster's workers are single-threaded workers running as threads of this process,
+not spawned processes: PyAV releases the GIL while it demuxes, decodes and resizes, so two
+threads decode about as fast as two processes, and the ~1 CPU-s each spawned worker paid to
+start its interpreter and import dask, numpy and PyAV again is gone. The price is isolation: a
+decoder that crashes the process ends the run (rerun to resume; a scheduler's process workers,
+`--scheduler`, keep that isolation), and Ctrl-C reaches only the main thread, so `close` cancels
+the run's tasks (`cwm.ingest.cancel`) rather than waiting for a long video to finish.
+
 One `Executor` serves the whole run (probe batches, decode tasks, shard tasks), so the cluster
 starts once. Tasks are submitted with `pure=False` (pure=True would let dask de-duplicate calls
 that exist for their side effects) and `retries`. A task may report progress through its `emit`
@@ -10,18 +18,17 @@ still running. A task that still fails after its retries is reported, not raised
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
 from cwm.errors import UserError
+from cwm.ingest import cancel
 from cwm.ingest.config import INLINE
-from cwm.signals import interrupts_deferred, spawning_children
+from cwm.signals import interrupts_deferred
 
 
 @dataclass
@@ -37,33 +44,25 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _on_worker(fn: Callable, item, topic: str, kwargs: dict):
-    """Runs on a dask worker: `emit` becomes a dask event the driver subscribed to."""
+def _on_worker(fn: Callable, item, topic: str, run: str, kwargs: dict):
+    """Runs on a dask worker: `emit` becomes a dask event the driver subscribed to; on the
+    embedded cluster's threads the task stops at its next frame once the run is cancelled."""
     from distributed import get_worker
 
     worker = get_worker()
-    return fn(item, **kwargs, emit=lambda payload: worker.log_event(topic, payload))
+    with cancel.running(run):
+        return fn(item, **kwargs, emit=lambda payload: worker.log_event(topic, payload))
 
 
-# Seconds the embedded cluster's workers may take to start (a worker that cannot start would
-# otherwise be waited for forever).
-WORKER_START_TIMEOUT = 120.0
-
-
-def _wait_for_spawn(n: int, timeout: float = 60.0) -> None:
-    """Until `n` worker processes of ours exist (they have exec'd: their signal state is set)."""
-    import psutil
-
-    me = psutil.Process()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        spawned = 0
-        for child in me.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                spawned += any("spawn_main" in part for part in child.cmdline())
-        if spawned >= n:
-            return
-        time.sleep(0.02)
+# The embedded cluster's housekeeping, for a dashboard and for diagnostics nobody looks at in
+# a batch command. Measured on its event-loop thread (2 workers, 6 s of tasks): 0.26 CPU-s with
+# dask's defaults, 0.05 with these. The workers' statistical profiler (every thread sampled each
+# 10 ms) cost ~25% of a worker's CPU when workers were processes.
+_QUIET = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",               # event-loop stall detector, 20 ms
+    "distributed.admin.system-monitor.interval": "10s",   # host CPU/memory/disk/net, 500 ms
+}
 
 
 class Executor:
@@ -75,6 +74,7 @@ class Executor:
         self.client = client
         self._own = client is None
         self._cluster = None
+        self.run = uuid.uuid4().hex           # this executor's tasks, for `cancel`
 
     @property
     def inline(self) -> bool:
@@ -99,31 +99,19 @@ class Executor:
         n = self.requested or available_cores()
         if cap is not None:
             n = max(1, min(n, cap))
-        # The workers' statistical profiler samples every thread each 10 ms; measured here it
-        # costs ~25% of a worker's CPU on this workload, and nobody looks at it without a
-        # dashboard. Ctrl-C reaches the whole process group: the workers are spawned ignoring
-        # it, and this process shuts them down, instead of each dying mid-task with a traceback
-        # of its own. A Ctrl-C or SIGTERM during the start-up takes effect once the cluster is
-        # up (dask cannot be interrupted half way through starting and still close cleanly).
+        # A Ctrl-C or SIGTERM during the start-up takes effect once the cluster is up (dask
+        # cannot be interrupted half way through starting and still close cleanly).
         try:
             with interrupts_deferred():
-                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                with dask.config.set(_QUIET):
                     # A task that fails is reported in the summary (exit 1), so the workers'
-                    # own error logs (a traceback per failed task) stay quiet; the HTTP server
-                    # takes a free port (":8787" warns when another cluster holds it).
-                    self._cluster = LocalCluster(n_workers=0, threads_per_worker=1,
-                                                 processes=True, dashboard_address=":0",
-                                                 silence_logs=logging.CRITICAL)
-                with spawning_children():
-                    self._cluster.scale(n)
-                    _wait_for_spawn(n)
+                    # own error logs (a traceback per failed task) stay quiet. No memory limit:
+                    # tasks return small records, there is nothing to spill. The scheduler's
+                    # HTTP server takes a free port (":8787" warns when another cluster has it).
+                    self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
+                                                 processes=False, dashboard_address=":0",
+                                                 memory_limit=0, silence_logs=logging.CRITICAL)
                 self.client = Client(self._cluster)
-                try:
-                    self.client.wait_for_workers(n, timeout=WORKER_START_TIMEOUT)
-                except TimeoutError:
-                    raise UserError(f"the embedded dask cluster's {n} worker process(es) did "
-                                    f"not start within {WORKER_START_TIMEOUT:.0f} s; try "
-                                    f"--scheduler inline to see why") from None
         except BaseException:
             self.close()
             raise
@@ -169,7 +157,8 @@ class Executor:
         topic = f"cwm-ingest-{uuid.uuid4().hex[:12]}"
         self.client.subscribe_topic(topic, lambda event: emit(event[1]))
         try:
-            futures = self.client.map(partial(_on_worker, fn, topic=topic, kwargs=kwargs), items,
+            futures = self.client.map(partial(_on_worker, fn, topic=topic, run=self.run,
+                                              kwargs=kwargs), items,
                                       pure=False, retries=retries,
                                       key=[f"{topic}-{name}" for name in names])
             name_of = {f.key: name for f, name in zip(futures, names)}
@@ -185,12 +174,16 @@ class Executor:
         return outcome
 
     def close(self) -> None:
+        # Tasks still running (an interrupted run) stop at their next frame instead of being
+        # waited for; a remote scheduler's workers are other processes and never see this.
+        cancel.cancel(self.run)
         if self._own and self.client is not None:
             self.client.close()
             self.client = None
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+        cancel.forget(self.run)
 
     def __enter__(self) -> "Executor":
         return self

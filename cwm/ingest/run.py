@@ -40,7 +40,10 @@ from cwm.ingest.writer import part_done, write_part
 from cwm.locks import locked_dir
 
 PROBE_BATCH = 256            # inputs per probe task; lists longer than one batch probe on dask
-MIN_WORKER_SECONDS = 1.0     # estimated single-core seconds of work per embedded worker, at least
+# Estimated single-core seconds of work per embedded worker, at least: below that a second
+# worker's share is shorter than the imports, probe and shard assembly around it, and the
+# split ranges it would need cost their keyframe pre-roll for nothing.
+MIN_WORKER_SECONDS = 1.0
 
 CONFIG_NAME = "config.json"
 
@@ -192,13 +195,17 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
         return _summary(previous, [], [], n, n, n, time.perf_counter() - started, ex, log)
 
     probes = _probe(cfg, root, items, ex)
-    if not ex.started:
-        # By default (all cores), no worker is started for less than a core-second of work:
-        # each costs ~0.5 CPU-s to start. An explicit --workers is taken as given.
-        cap = None if cfg.workers else max(
-            1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS))
-        ex.start(cap=cap)
-    plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
+    if ex.started:
+        plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
+    else:
+        # The embedded cluster is sized to the plan: no more workers than decode tasks, and by
+        # default (all cores) none for less than MIN_WORKER_SECONDS of estimated work.
+        slots = ex.slots
+        if not cfg.workers:
+            slots = min(slots, max(1, int(core_seconds(items, probes, cfg.frames)
+                                          / MIN_WORKER_SECONDS)))
+        plan = make_plan(items, probes, str(root), cfg.frames, slots)
+        ex.start(cap=max(1, min(slots, len(plan.tasks))))
     log(f"cwm-ingest {cfg.dataset}: {plan.n_videos} videos from {root} -> {len(plan.tasks)} "
         f"decode tasks ({plan.n_units} units) on {ex.workers} worker(s), shards in {out}")
     log("config: " + json.dumps(cfg.to_dict(), sort_keys=True))
