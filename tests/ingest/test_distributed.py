@@ -193,3 +193,12 @@ def test_ctrl_c_stops_the_embedded_cluster_run_and_the_rerun_resumes(tmp_path):
     assert "Traceback" not in stderr, stderr
     rerun = subprocess.run(CLI + args, capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0 and "shards: " in rerun.stdout, rerun.stdout + rerun.stderr
+
+
+def test_the_embedded_cluster_never_has_more_workers_than_decode_tasks(tmp_path):
+    cfg = IngestConfig(dataset="synthetic", src="", out=str(tmp_path / "out"),
+                       frames=FrameOptions(segment_frames=20, min_frames=20), shard_samples=3,
+                       source_options={"videos": 1, "seed": 1}, workers=3, progress=False)
+    lines = []
+    summary = ingest(cfg, log=lines.append)
+    assert summary.ok and summary.workers == 1 and "-> 1 decode tasks" in lines[0], lines[0]
