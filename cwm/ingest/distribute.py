@@ -56,7 +56,7 @@ def _on_worker(fn: Callable, item, topic: str, run: str, kwargs: dict):
 
 # The embedded cluster's housekeeping, for a dashboard and for diagnostics nobody looks at in
 # a batch command. Measured on its event-loop thread (2 workers, 6 s of tasks): 0.26 CPU-s with
-# dask's defaults, 0.05 with these. The workers' statistical profiler (every thread sampled each
+# dask's defaults, 0.04 with these. The workers' statistical profiler (every thread sampled each
 # 10 ms) cost ~25% of a worker's CPU when workers were processes.
 _QUIET = {
     "distributed.worker.profile.enabled": False,
