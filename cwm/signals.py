@@ -58,3 +58,24 @@ def interrupts_deferred() -> Iterator[None]:
             signal.signal(sig, old)
     if caught:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def spawning_children() -> Iterator[None]:
+    """For spawning worker processes (dask's embedded cluster) that must leave Ctrl-C to us.
+
+    Ctrl-C in a terminal reaches the whole foreground process group: workers that took it would
+    die mid-task, each printing its own traceback, while this process shuts them down anyway.
+    SIGINT is ignored while they are spawned (process-wide: another thread may spawn them), and
+    a process that starts with SIGINT ignored keeps it ignored. A Ctrl-C pressed inside is
+    dropped, so keep the block to the spawning itself, inside `interrupts_deferred`.
+    Main thread only; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

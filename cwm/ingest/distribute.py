@@ -7,7 +7,9 @@ threads decode about as fast as two processes, and the ~1 CPU-s each spawned wor
 start its interpreter and import dask, numpy and PyAV again is gone. The price is isolation: a
 decoder that crashes the process ends the run (rerun to resume; a scheduler's process workers,
 `--scheduler`, keep that isolation), and Ctrl-C reaches only the main thread, so `close` cancels
-the run's tasks (`cwm.ingest.cancel`) rather than waiting for a long video to finish.
+the run's tasks (`cwm.ingest.cancel`) rather than waiting for a long video to finish. Simulator
+episodes (`sim`) are the exception, `processes=True`: Meta-world corrupts frames when two envs
+render in one process, and stepping an env holds the GIL.
 
 One `Executor` serves the whole run (probe batches, decode tasks, shard tasks), so the cluster
 starts once. Tasks are submitted with `pure=False` (pure=True would let dask de-duplicate calls
@@ -18,8 +20,10 @@ still running. A task that still fails after its retries is reported, not raised
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,7 +32,7 @@ from typing import Callable
 from cwm.errors import UserError
 from cwm.ingest import cancel
 from cwm.ingest.config import INLINE
-from cwm.signals import interrupts_deferred
+from cwm.signals import interrupts_deferred, spawning_children
 
 
 @dataclass
@@ -65,12 +69,35 @@ _QUIET = {
 }
 
 
+# Seconds the embedded cluster's worker processes may take to start (a worker that cannot start
+# would otherwise be waited for forever).
+WORKER_START_TIMEOUT = 120.0
+
+
+def _wait_for_spawn(n: int, timeout: float = 60.0) -> None:
+    """Until `n` worker processes of ours exist (they have exec'd: their signal state is set)."""
+    import psutil
+
+    me = psutil.Process()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spawned = 0
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                spawned += any("spawn_main" in part for part in child.cmdline())
+        if spawned >= n:
+            return
+        time.sleep(0.02)
+
+
 class Executor:
     """`with Executor(scheduler, workers) as ex: ex.map(fn, items, names, ...)`."""
 
-    def __init__(self, scheduler: str | None, workers: int | None, client=None):
+    def __init__(self, scheduler: str | None, workers: int | None, client=None,
+                 processes: bool = False):
         self.scheduler = scheduler
         self.requested = workers
+        self.processes = processes        # embedded cluster: spawned worker processes
         self.client = client
         self._own = client is None
         self._cluster = None
@@ -105,17 +132,39 @@ class Executor:
             with interrupts_deferred():
                 with dask.config.set(_QUIET):
                     # A task that fails is reported in the summary (exit 1), so the workers'
-                    # own error logs (a traceback per failed task) stay quiet. No memory limit:
-                    # tasks return small records, there is nothing to spill. The scheduler's
+                    # own error logs (a traceback per failed task) stay quiet. The scheduler's
                     # HTTP server takes a free port (":8787" warns when another cluster has it).
-                    self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
-                                                 processes=False, dashboard_address=":0",
-                                                 memory_limit=0, silence_logs=logging.CRITICAL)
+                    if self.processes:
+                        self._cluster = LocalCluster(n_workers=0, threads_per_worker=1,
+                                                     processes=True, dashboard_address=":0",
+                                                     silence_logs=logging.CRITICAL)
+                    else:
+                        # No memory limit: tasks return small records, nothing to spill.
+                        self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
+                                                     processes=False, dashboard_address=":0",
+                                                     memory_limit=0,
+                                                     silence_logs=logging.CRITICAL)
+                    if self.processes:      # in here: each nanny hands this config on
+                        self._spawn(n)
                 self.client = Client(self._cluster)
+                if self.processes:
+                    try:
+                        self.client.wait_for_workers(n, timeout=WORKER_START_TIMEOUT)
+                    except TimeoutError:
+                        raise UserError(f"the embedded dask cluster's {n} worker process(es) "
+                                        f"did not start within {WORKER_START_TIMEOUT:.0f} s; try "
+                                        f"--scheduler inline to see why") from None
         except BaseException:
             self.close()
             raise
         return self
+
+    def _spawn(self, n: int) -> None:
+        """Ctrl-C reaches the whole process group: the worker processes are spawned ignoring it,
+        and this process shuts them down, instead of each dying mid-task with a traceback."""
+        with spawning_children():
+            self._cluster.scale(n)
+            _wait_for_spawn(n)
 
     @property
     def started(self) -> bool:

@@ -7,7 +7,8 @@ The same file listed twice (an annotation repeating an id) is ingested once.
 
 Work: each input's cost is estimated from its probe (`cwm.ingest.probe`) as decoded frames x
 (88,000 + width x height), the per-frame decode+resize time measured per core at 320x240 and
-1280x720 (SPEC section 2: 2,725 and 445 frames/s) fitted as a fixed part plus a per-pixel part.
+1280x720 (SPEC section 2: 2,725 and 445 frames/s) fitted as a fixed part plus a per-pixel part;
+a simulator episode costs its frames at the render rate measured for its env and render mode.
 The run is cut into about `TASKS_PER_SLOT` tasks per worker, units packed largest first onto
 the least loaded task. Inputs are split into ranges of whole segments (`SegmentRange`; its
 segments come out identical, see `cwm.ingest.decode`) only where that pays: a split range costs
@@ -15,7 +16,8 @@ a demux pass and the frames from its keyframe on (up to a GOP, ~4% of a 90 s vid
 stay whole when packing them whole onto the workers already ends within `BALANCE` of an even
 share; otherwise every input larger than one task's share is split. Independently, an input of
 more than `MAX_UNIT_SEGMENTS` segments is always split, so that one task never holds more than
-~370 MB of decoded frames. Tasks only decide who decodes what; what ends up in the shards depends on the
+~370 MB of decoded frames. Simulator episodes are never split, and are packed in source order
+(`pack_in_order`). Tasks only decide who decodes what; what ends up in the shards depends on the
 inputs and the settings alone (`Plan.digest`), so a rerun with another `--workers` still resumes.
 """
 
@@ -142,6 +144,8 @@ def estimate_segments(kept: int, opts: FrameOptions) -> int:
 
 
 def estimate_work(probe: Probe, item: VideoInput, opts: FrameOptions) -> float:
+    if item.episode is not None:     # rendered frames, at the render rate measured for the env
+        return max(1, probe.frames) * WORK_PER_SECOND / item.episode.render_rate
     decoded = estimate_kept(probe, opts) if item.is_frame_run else probe.frames
     return max(1, decoded) * (FRAME_COST + probe.width * probe.height)
 
@@ -158,6 +162,9 @@ def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions,
     """The video whole, or ranges of about `share` work each (whole segments, the last open);
     share None: split only a video of more than `MAX_UNIT_SEGMENTS` segments."""
     work = estimate_work(probe, video.item, opts)
+    if video.item.episode is not None:
+        # Its frames exist only once every step before them was played: never split.
+        return [Unit(video, WHOLE, work)]
     segments = estimate_segments(estimate_kept(probe, opts), opts)
     pieces = max(math.ceil(work / share) if share else 1,
                  math.ceil(segments / MAX_UNIT_SEGMENTS))
@@ -191,7 +198,21 @@ def balanced_whole(units: list[Unit], slots: int) -> bool:
 
 def pack(units: list[Unit], n_tasks: int, root: str) -> list[Task]:
     """Largest unit first onto the least loaded task; tasks named by what they hold."""
-    bins = _largest_first(units, n_tasks)
+    return _tasks(_largest_first(units, n_tasks), root)
+
+
+def pack_in_order(units: list[Unit], n_tasks: int, root: str) -> list[Task]:
+    """Units in source order, cut into `n_tasks` runs of equal count: for simulator episodes,
+    which all cost the same in one run. A worker keeps its env while the episodes of one
+    simulator task follow each other (`cwm.ingest.simulate`); `pack` would deal them out
+    round-robin and every episode would build an env of its own."""
+    ordered = sorted(units, key=lambda u: (u.video.item.path, u.segments.first))
+    n = max(1, min(n_tasks, len(ordered)))
+    cuts = [round(len(ordered) * j / n) for j in range(n + 1)]
+    return _tasks([ordered[cuts[j]:cuts[j + 1]] for j in range(n)], root)
+
+
+def _tasks(bins: list[list[Unit]], root: str) -> list[Task]:
     tasks = []
     for members in bins:
         if not members:
@@ -221,5 +242,6 @@ def make_plan(items: list[VideoInput], probes: dict[str, Probe] | None, root: st
     if not balanced_whole(units, slots):
         share = sum(estimate_work(p, v.item, opts) for v, p in good) / n_tasks
         units = [u for v, p in good for u in split_units(v, p, opts, share)]
-    plan.tasks = pack(units, n_tasks, root)
+    episodes = any(u.video.item.episode is not None for u in units)
+    plan.tasks = (pack_in_order if episodes else pack)(units, n_tasks, root)
     return plan

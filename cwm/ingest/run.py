@@ -62,7 +62,10 @@ def prepare_out(out: str | Path) -> Path:
 
 
 def source_root(cfg: IngestConfig, out: Path) -> Path:
-    """The dataset root; for `synthetic`, generates (or reuses) the videos first."""
+    """The dataset root; for `synthetic`, generates (or reuses) the videos first; `sim` reads
+    nothing (its episodes are rendered), its root is `out`."""
+    if cfg.dataset == "sim":
+        return out
     if cfg.dataset == "synthetic":
         root = Path(cfg.src).expanduser() if cfg.src else out / synthetic.CACHE_DIR
         synthetic.generate(root, **cfg.source_options)
@@ -169,7 +172,9 @@ def ingest(cfg: IngestConfig, log: Callable[[str], None] = print) -> Summary:
         root = source_root(cfg, out)
         cfg = dataclasses.replace(cfg, src=str(root), out=str(out))
         items = list_inputs(cfg, root)
-        with Executor(cfg.scheduler, cfg.workers) as ex:
+        # Simulator episodes render in worker processes (`cwm.ingest.distribute`).
+        with Executor(cfg.scheduler, cfg.workers,
+                      processes=any(it.episode is not None for it in items)) as ex:
             return _ingest(cfg, out, root, items, ex, log)
 
 
@@ -206,7 +211,9 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
                                           / MIN_WORKER_SECONDS)))
         plan = make_plan(items, probes, str(root), cfg.frames, slots)
         ex.start(cap=max(1, min(slots, len(plan.tasks))))
-    log(f"cwm-ingest {cfg.dataset}: {plan.n_videos} videos from {root} -> {len(plan.tasks)} "
+    inputs = (f"{plan.n_videos} episodes to render" if cfg.dataset == "sim"
+              else f"{plan.n_videos} videos from {root}")
+    log(f"cwm-ingest {cfg.dataset}: {inputs} -> {len(plan.tasks)} "
         f"decode tasks ({plan.n_units} units) on {ex.workers} worker(s), shards in {out}")
     log("config: " + json.dumps(cfg.to_dict(), sort_keys=True))
     for r in plan.renamed:

@@ -37,6 +37,7 @@ from cwm.model.world_model import WorldModel, to_float_images
 from cwm.rl.behavior import ActorCritic
 from cwm.rl.bonus import BonusConfig, KNNBonus
 from cwm.rl.config import RLConfig
+from cwm.rl.returns import symexp, symlog
 
 
 class PolicyState(NamedTuple):
@@ -163,6 +164,11 @@ class Agent(nn.Module):
 
         return (adam(enc) if enc else None), adam(rest)
 
+    def imagined_reward(self, feat: torch.Tensor) -> torch.Tensor:
+        """The behavioural reward head's mean in reward units: s features [..., F] -> [...]."""
+        out = self.reward_beh(feat).squeeze(-1)
+        return symexp(out) if self.cfg.learn.reward_transform == "symlog" else out
+
     def _optimizers(self) -> list[tuple[str, torch.optim.Optimizer]]:
         return [(n, o) for n, o in (("enc", self.enc_opt), ("model", self.model_opt)) if o is not None]
 
@@ -241,6 +247,8 @@ class Agent(nn.Module):
             target = reward[:, :t] + learn.intrinsic_scale * intrinsic
             beh_feat = s_feat[:, :t]
             metrics["intrinsic"] = intrinsic.mean()
+        if learn.reward_transform == "symlog":
+            target = symlog(target)
         beh = self.reward_beh(beh_feat).squeeze(-1)
         beh_loss = 0.5 * (beh - target).square().mean()
         loss = loss + beh_loss
@@ -265,7 +273,7 @@ class Agent(nn.Module):
             metrics[f"{name}_grad_norm"] = nn.utils.clip_grad_norm_(params, self.cfg.learn.grad_clip)
             opt.step()
         start = RSSMState(*(x.detach().flatten(0, 1) for x in s_post))
-        reward_fn = lambda feat: self.reward_beh(feat).squeeze(-1)  # noqa: E731
+        reward_fn = self.imagined_reward
         metrics.update(self.behavior.train_step(self.s_rssm, start, reward_fn,
                                                 (self.s_rssm, self.reward_beh)))
         return metrics

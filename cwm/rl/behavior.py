@@ -24,6 +24,7 @@ from torch import nn
 from cwm.model.heads import MLPHead
 from cwm.model.rssm import RSSM, RSSMState
 from cwm.rl.config import BehaviorConfig
+from cwm.rl.returns import ReturnScale
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -111,6 +112,7 @@ class ActorCritic(nn.Module):
         self.critic = MLPHead(feat_dim, 1, cfg.layers, cfg.units)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.return_scale = ReturnScale() if cfg.return_norm == "percentile" else None
         # Adam with L2 weight decay as upstream's actor and critic optimisers.
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr,
                                           eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
@@ -182,12 +184,17 @@ class ActorCritic(nn.Module):
             weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0)
             raw = self.actor(feats[:-1].detach())                       # [H, N, 2A]
             entropy = self._dist(raw).entropy()                         # [H, N]
-            actor_loss = -(weight * (target + cfg.actor_entropy * entropy)).mean()
+            scale = (self.return_scale.update(target) if self.return_scale is not None
+                     else target.new_ones(()))
+            actor_loss = -(weight * (target / scale + cfg.actor_entropy * entropy)).mean()
             actor_loss = actor_loss + self.saturation_penalty(raw)
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
-        self.actor_opt.step()
+        if int(self.updates) >= cfg.actor_delay:
+            actor_loss.backward()
+            actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+            self.actor_opt.step()
+        else:       # the world model and critic learn; the actor waits (behavior.actor_delay)
+            actor_norm = actor_loss.new_zeros(())
 
         value_pred = self.critic(feats[:-1].detach()).squeeze(-1)
         critic_loss = (0.5 * (value_pred - target.detach()).square() * weight).mean()
@@ -209,6 +216,7 @@ class ActorCritic(nn.Module):
             "imag_value": value_pred.mean().detach(),
             "actor_grad_norm": actor_norm,
             "critic_grad_norm": critic_norm,
+            "return_scale": scale.detach(),
         }
 
     def optim_state(self) -> dict:

@@ -36,6 +36,7 @@ from cwm.errors import UserError
 from cwm.model.config import ModelConfig, make_config as make_model_config
 from cwm.rl.bonus import RULES as BONUS_RULES, BonusConfig
 from cwm.rl.envs.registry import FAMILIES
+from cwm.rl.returns import RETURN_NORMS, REWARD_TRANSFORMS
 from cwm.values import MAX_SEED, check
 
 PRESETS = ("metaworld", "dmc", "small", "tiny")
@@ -74,6 +75,9 @@ class LearnConfig:
     # the batch joins the queue before the k-NN search, running mean from 1.0); "causal" = a
     # trailing window, every step gets a bonus, search before adding, mean from the first batch.
     bonus_rule: str = "upstream"
+    # What the behavioural reward head regresses: the reward ("identity", upstream's) or
+    # symlog(reward), read back through symexp in imagination (cwm.rl.returns).
+    reward_transform: str = "identity"
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,12 @@ class BehaviorConfig:
     # Evaluation acts on a sampled latent state like upstream (`eval_state_mean: False`); true
     # uses the latents' modes. The action is the actor's mode either way.
     eval_state_mean: bool = False
+    # Options for small budgets, off in the paper presets (cwm.rl.returns): "percentile" divides
+    # the actor's objective by max(1, running 5-95th percentile range of the returns);
+    # `actor_delay` updates train the world model and critic but not the actor, so the actor
+    # does not follow an imagined reward before the model has learned what actions do.
+    return_norm: str = "none"
+    actor_delay: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,7 @@ UNITS = {
     "loop.log_every": "agent steps", "loop.ckpt_every": "agent steps",
     "loop.replay_capacity": "agent steps", "loop.replay_chunk": "agent steps",
     "behavior.horizon": "imagined steps", "behavior.slow_critic_every": "updates",
+    "behavior.actor_delay": "updates",
 }
 _FRAMES = ("loop.steps", "loop.prefill", "loop.train_every", "loop.eval_every", "loop.log_every",
            "loop.ckpt_every")
@@ -302,6 +313,12 @@ def validate(cfg: RLConfig) -> None:
     if (learn.intrinsic_scale > 0 and learn.bonus_rule == "upstream" and loop.seq_len < window):
         raise UserError(f"the upstream video bonus averages {window} steps ahead: seq_len must be "
                         f"at least {window}, got {loop.seq_len} (or learn.bonus_rule=causal)")
+    for key, value, valid in (("learn.reward_transform", learn.reward_transform, REWARD_TRANSFORMS),
+                              ("behavior.return_norm", behavior.return_norm, RETURN_NORMS)):
+        if value not in valid:
+            raise UserError(f"{key} must be one of {', '.join(valid)}, got {value!r}")
+    if behavior.actor_delay < 0:
+        raise UserError(f"behavior.actor_delay must be non-negative, got {behavior.actor_delay}")
     if learn.bonus_rule not in BONUS_RULES:
         raise UserError(f"learn.bonus_rule must be one of {', '.join(BONUS_RULES)}, "
                         f"got {learn.bonus_rule!r}")
