@@ -202,3 +202,10 @@ def test_the_embedded_cluster_never_has_more_workers_than_decode_tasks(tmp_path)
     lines = []
     summary = ingest(cfg, log=lines.append)
     assert summary.ok and summary.workers == 1 and "-> 1 decode tasks" in lines[0], lines[0]
+
+
+def test_workers_are_threads_of_the_command_except_for_simulator_episodes():
+    with Executor(None, 2).start() as ex:
+        assert set(ex.client.run(os.getpid).values()) == {os.getpid()} and ex.workers == 2
+    with Executor(None, 1, processes=True).start() as ex:
+        assert os.getpid() not in ex.client.run(os.getpid).values()
