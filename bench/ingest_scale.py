@@ -95,12 +95,18 @@ def ingest(src: Path, out: Path, *extra: str, code: Path | None = None) -> tuple
     return wall, cpu, index
 
 
+def ffmpeg_one(f: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of the ffmpeg CLI decoding `f` to 64x64 RGB, one thread."""
+    wall, cpu, _ = run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-filter_threads",
+                        "1", "-i", str(f), "-vf", "scale=64:64:flags=area", "-f", "rawvideo",
+                        "-pix_fmt", "rgb24", "-y", "/dev/null"])
+    return wall, cpu
+
+
 def ffmpeg_all(src: Path) -> tuple[float, float]:
     wall = cpu = 0.0
     for f in sorted(src.glob("*.mp4")):
-        w, c, _ = run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-filter_threads",
-                       "1", "-i", str(f), "-vf", "scale=64:64:flags=area", "-f", "rawvideo",
-                       "-pix_fmt", "rgb24", "-y", "/dev/null"])
+        w, c = ffmpeg_one(f)
         wall, cpu = wall + w, cpu + c
     return wall, cpu
 
