@@ -138,14 +138,13 @@ class Executor:
                         self._cluster = LocalCluster(n_workers=0, threads_per_worker=1,
                                                      processes=True, dashboard_address=":0",
                                                      silence_logs=logging.CRITICAL)
+                        self._spawn(n)      # in here: each nanny hands this config on
                     else:
                         # No memory limit: tasks return small records, nothing to spill.
                         self._cluster = LocalCluster(n_workers=n, threads_per_worker=1,
                                                      processes=False, dashboard_address=":0",
                                                      memory_limit=0,
                                                      silence_logs=logging.CRITICAL)
-                    if self.processes:      # in here: each nanny hands this config on
-                        self._spawn(n)
                 self.client = Client(self._cluster)
                 if self.processes:
                     try:

@@ -30,7 +30,7 @@ from cwm.ingest.assemble import ERRORS_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, is_done
 from cwm.ingest.config import IngestConfig
 from cwm.ingest.distribute import Executor
 from cwm.ingest.layout import collect, layout
-from cwm.ingest.plan import Plan, assign_ids, core_seconds, inputs_digest, make_plan
+from cwm.ingest.plan import assign_ids, core_seconds, inputs_digest, make_plan
 from cwm.ingest.probe import Probe, probe_batch
 from cwm.ingest.progress import Progress
 from cwm.ingest.report import INDEX_NAME, Summary, read_stats, write_index
@@ -41,8 +41,8 @@ from cwm.locks import locked_dir
 
 PROBE_BATCH = 256            # inputs per probe task; lists longer than one batch probe on dask
 # Estimated single-core seconds of work per embedded worker, at least: below that a second
-# worker's share is shorter than the imports, probe and shard assembly around it, and the
-# split ranges it would need cost their keyframe pre-roll for nothing.
+# worker saves less than what it costs, its start as a process (`sim`, ~1 CPU-s) or the
+# keyframe pre-roll of the ranges it would need when inputs must be split to keep it busy.
 MIN_WORKER_SECONDS = 1.0
 
 CONFIG_NAME = "config.json"
@@ -201,7 +201,7 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
 
     probes = _probe(cfg, root, items, ex)
     if ex.started:
-        plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
+        plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
     else:
         # The embedded cluster is sized to the plan: no more workers than decode tasks, and by
         # default (all cores) none for less than MIN_WORKER_SECONDS of estimated work.
