@@ -9,6 +9,7 @@ mkdir -p "$work"
 python bench/ingest_speed.py --reps 5 --work "$work/ingest_speed"
 python bench/ingest_startup.py --reps 5
 python bench/ingest_scale.py --reps 3 --work "$work/ingest_speed"
+python bench/ingest_threads.py --reps 3 --work "$work/ingest_speed"
 python bench/ingest_probe.py --reps 2 --work "$work/ingest_speed"
 python bench/ingest_projection.py --reps 3 --work "$work/ingest_speed"
 python bench/ingest_sim.py --episodes 2 --steps 100 --repeats 3
