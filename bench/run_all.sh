@@ -20,6 +20,6 @@ python bench/model_step.py --shards "$work/model_shards" --rounds 2 --steps 2
 python bench/rl_loop_speed.py --env-steps 100 --updates 1 --policy-steps 30 --batch-size 8
 # Needs upstream's set-up (experiments/rl_parity/README.md); skipped without it.
 if [ -x "${UPSTREAM:-/tmp/upstream}/venv/bin/python" ]; then
-  python bench/rl_vs_upstream.py --upstream "${UPSTREAM:-/tmp/upstream}" --reps 3 --updates 15 \
+  python bench/rl_vs_upstream.py --upstream "${UPSTREAM:-/tmp/upstream}" --reps 3 --updates 10 \
          --paper-updates 1 --loop-steps 1250 --loop-pretrain 10
 fi
