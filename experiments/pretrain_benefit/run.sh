@@ -80,6 +80,6 @@ wait
 
 log "4. reports"
 for task in $FINETUNE; do
-  cwm-rl report "$RUNS/rl/$task"/*/seed* --out "$REPORT/$task" --baselines 5
+  cwm-rl report "$RUNS/rl/$task"/*/seed*/ --out "$REPORT/$task" --baselines 5
 done
 log "done: $REPORT"
