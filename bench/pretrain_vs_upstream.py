@@ -1,7 +1,7 @@
 """Pre-training step of ours vs upstream thuml/ContextWM, side by side on this machine, same batch.
 
     python bench/pretrain_vs_upstream.py [--upstream /tmp/upstream] [--kinds contextwm,plain]
-        [--modes reference,default] [--steps 3] [--rounds 1] [--threads 2]
+        [--modes reference,eager,default] [--steps 2] [--rounds 1] [--threads 2]
 
 Upstream runs from its own checkout and virtual environment (`--upstream DIR` holds `src/` with
 `wmlib` and `venv/bin/python`; set it up as DEVELOPERS.md describes); without one the upstream
@@ -16,10 +16,11 @@ must agree between the two sides. The order of the processes alternates between 
 rounds, so a neighbour's load falls on every side alike; the machine's load average is recorded
 before each process. Prints a Markdown table and writes every number as JSON.
 
-Our modes: `reference` (`cwm-train --speed reference`: eager, the reference layout) and
-`default` (what `cwm-train` does without flags; on the CPU a compiled step whose compiled code
-comes from the persistent cache after the first run on a machine; its warm-up column is the
-compile cost of that process).
+Our modes are `cwm-train --speed` paths (`cwm.model.fast`): `reference` (eager, NCHW decoder,
+for-loop Adam: the numerics yardstick), `eager` (channels-last, fused AdamW, no compilation) and
+`default` (what `cwm-train` does without flags: at the paper preset `compiled`; its compiled code
+comes from the persistent cache after the first run on a machine, and its warm-up column is that
+process's compile time plus one step: cold on a fresh machine, warm after).
 """
 
 from __future__ import annotations
@@ -158,10 +159,10 @@ def main() -> None:
     ap.add_argument("--upstream", default=os.environ.get("CWM_UPSTREAM", "/tmp/upstream"),
                     help="directory with upstream's src/ (wmlib) and venv/bin/python")
     ap.add_argument("--kinds", default=",".join(KINDS))
-    ap.add_argument("--modes", default="reference,default",
-                    help="our modes to time: reference (eager), default (cwm-train's default)")
+    ap.add_argument("--modes", default="reference,eager,default",
+                    help="our paths to time: reference, eager, compiled, default (cwm-train's)")
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per process")
+    ap.add_argument("--steps", type=int, default=2, help="timed steps per process")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps per process first")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default="bench/pretrain_vs_upstream.json")

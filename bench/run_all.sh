@@ -14,5 +14,6 @@ python bench/ingest_projection.py --reps 3 --work "$work/ingest_speed"
 python bench/shards_loader.py --repeats 5 --clips 4000 --workdir "$work/shards"
 python bench/rl_env_speed.py --steps 60 --repeats 3
 cwm-ingest synthetic --out "$work/model_shards" --no-progress
-python bench/model_step.py --shards "$work/model_shards" --rounds 2 --steps 2
+python bench/model_step.py --shards "$work/model_shards" --rounds 2 --steps 2 --speeds eager,auto
+python bench/pretrain_vs_upstream.py --steps 2  # upstream side skipped without ${CWM_UPSTREAM:-/tmp/upstream}
 python bench/rl_loop_speed.py --env-steps 100 --updates 1 --policy-steps 30 --batch-size 8
