@@ -11,6 +11,7 @@ python bench/ingest_startup.py --reps 5
 python bench/ingest_scale.py --reps 3 --work "$work/ingest_speed"
 python bench/ingest_probe.py --reps 2 --work "$work/ingest_speed"
 python bench/ingest_projection.py --reps 3 --work "$work/ingest_speed"
+python bench/ingest_sim.py --episodes 2 --steps 100 --repeats 3
 python bench/shards_loader.py --repeats 5 --clips 4000 --workdir "$work/shards"
 python bench/rl_env_speed.py --steps 60 --repeats 3
 cwm-ingest synthetic --out "$work/model_shards" --no-progress

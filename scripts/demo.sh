@@ -8,12 +8,16 @@ RL_STEPS=${DEMO_RL_STEPS:-300}   # agent steps (x2 frames on DMC)
 mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }
 
-step "1/5 ingest: generate 24 real encoded videos and shard them (embedded dask cluster)"
+step "1/5 ingest: generate 24 real encoded videos and shard them (embedded dask cluster); render 2 Meta-world episodes"
 cwm-ingest synthetic --out "$OUT/shards"
+# Rendered simulator videos, sharded the same way: two short Meta-world expert episodes (~15 s)
+cwm-ingest sim --tasks drawer-open,button-press-topdown --episodes 1 --max-steps 50 \
+  --render fast --out "$OUT/sim" --no-progress
 
 step "2/5 shards: inspect (contact sheet) and verify every sample"
 cwm-ingest inspect "$OUT/shards" --sheet "$OUT/contact_sheet.png"
 cwm-ingest verify "$OUT/shards"
+cwm-ingest inspect "$OUT/sim" --sheet "$OUT/sim_sheet.png" --rows 2
 
 step "3/5 model: pre-train ContextWM (tiny preset, $TRAIN_STEPS steps) from the card's angle-form spec"
 n=$(ls "$OUT"/shards/synthetic-*.tar | wc -l)
@@ -31,4 +35,4 @@ step "5/5 report: learning curve over seeds with the published reference curves"
 cwm-rl report "$OUT/rl" --out "$OUT/report"
 
 step "done: look at"
-ls -1 "$OUT/contact_sheet.png" "$OUT"/train/pictures/* "$OUT"/rl/*.png "$OUT"/report/* 2>/dev/null
+ls -1 "$OUT/contact_sheet.png" "$OUT/sim_sheet.png" "$OUT"/train/pictures/* "$OUT"/rl/*.png "$OUT"/report/* 2>/dev/null

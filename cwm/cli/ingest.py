@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
-from cwm.cli.common import COUNT, POSITIVE_FLOAT, POSITIVE_INT, SEED, run_cli
+from cwm.cli.common import COUNT, POSITIVE_FLOAT, POSITIVE_INT, SEED, Number, run_cli
 from cwm.cli.shards import inspect_cmd, verify_cmd
 from cwm.ingest.config import (ASPECTS, DEFAULT_SHARD_BYTES, INLINE, INTERPOLATIONS, PROBES,
                                FrameOptions, IngestConfig)
+from cwm.ingest.sources import sim
 from cwm.ingest.sources.human36m import PERSON_CROP
 from cwm.ingest.sources.ssv2 import SPLITS
+from cwm.rl.envs.render import RENDER_MODES
 from cwm.signals import sigterm_as_interrupt
 from cwm.shards.format import STORAGES
 
@@ -35,13 +37,29 @@ class ByteSize(click.ParamType):
         return size
 
 
-def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | None = None,
-                    src_help: str = "Dataset root. Default: $CWM_DATA/<dataset>.",
-                    aspect: str = "center-crop"):
-    """The options every dataset subcommand shares; defaults differ per dataset."""
-    options = [
+def _decode_options(every: int, skip_start: int, src_help: str, aspect: str) -> list:
+    """Options of the sources that decode files: where they are and how frames are picked."""
+    return [
         click.option("--src", type=click.Path(file_okay=False), default=None, help=src_help),
-        click.option("--out", type=click.Path(file_okay=False), required=True,
+        click.option("--every", type=POSITIVE_INT, default=every, show_default=True,
+                     help="Keep every k-th source frame."),
+        click.option("--fps", type=POSITIVE_FLOAT, default=None,
+                     help="Resample to this frame rate by timestamps (overrides --every)."),
+        click.option("--skip-start", type=COUNT, default=skip_start, show_default=True,
+                     help="Source frames dropped at the start of each video."),
+        click.option("--aspect", type=click.Choice(ASPECTS), default=aspect,
+                     show_default=True, help="How non-square frames become 64x64."),
+        click.option("--interpolation", type=click.Choice(INTERPOLATIONS), default="area",
+                     show_default=True, help="swscale resize algorithm."),
+        click.option("--probe", type=click.Choice(PROBES), default="pyav", show_default=True,
+                     help="How inputs are probed for the work plan (ffprobe: ffmpeg-python)."),
+    ]
+
+
+def _output_options(shard_samples: int | None, out_required: bool = True) -> list:
+    """Options of every source: segments, shards, the dask cluster, resume."""
+    return [
+        click.option("--out", type=click.Path(file_okay=False), required=out_required,
                      help="Output directory for the shards (created; rerun to resume)."),
         click.option("--workers", type=POSITIVE_INT, default=None,
                      help="Worker processes of the embedded dask cluster. [default: all cores]"),
@@ -55,16 +73,6 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | No
                      help="Frames per sample (segment)."),
         click.option("--min-frames", type=POSITIVE_INT, default=25, show_default=True,
                      help="Videos with fewer kept frames are skipped; a shorter tail is dropped."),
-        click.option("--every", type=POSITIVE_INT, default=every, show_default=True,
-                     help="Keep every k-th source frame."),
-        click.option("--fps", type=POSITIVE_FLOAT, default=None,
-                     help="Resample to this frame rate by timestamps (overrides --every)."),
-        click.option("--skip-start", type=COUNT, default=skip_start, show_default=True,
-                     help="Source frames dropped at the start of each video."),
-        click.option("--aspect", type=click.Choice(ASPECTS), default=aspect,
-                     show_default=True, help="How non-square frames become 64x64."),
-        click.option("--interpolation", type=click.Choice(INTERPOLATIONS), default="area",
-                     show_default=True, help="swscale resize algorithm."),
         click.option("--storage", type=click.Choice(STORAGES), default="npy", show_default=True,
                      help="Frames as frames.npy (fast) or frames.mp4 (H.264, ~27x smaller)."),
         click.option("--shard-samples", type=POSITIVE_INT, default=shard_samples,
@@ -75,17 +83,18 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | No
                           "seeded random order. [default: 64M]"),
         click.option("--shard-seed", type=SEED, default=0, show_default=True,
                      help="Seed of the order that deals segments to shards."),
-        click.option("--probe", type=click.Choice(PROBES), default="pyav", show_default=True,
-                     help="How inputs are probed for the work plan (ffprobe: ffmpeg-python)."),
         click.option("--prefix", default="", help="Shard name prefix. [default: dataset name]"),
         click.option("--timeout", type=POSITIVE_FLOAT, default=300.0, show_default=True,
-                     help="Seconds allowed to decode one input before it counts as failed."),
+                     help="Seconds allowed to decode (or render) one input before it counts "
+                          "as failed."),
         click.option("--retries", type=COUNT, default=2, show_default=True,
                      help="Times dask retries a shard task that crashed."),
         click.option("--progress/--no-progress", default=True, show_default=True,
                      help="Progress bars on stderr."),
     ]
 
+
+def _options(options: list):
     def decorate(fn):
         for option in reversed(options):
             fn = option(fn)
@@ -93,16 +102,26 @@ def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | No
     return decorate
 
 
+def _common_options(every: int = 1, skip_start: int = 0, shard_samples: int | None = None,
+                    src_help: str = "Dataset root. Default: $CWM_DATA/<dataset>.",
+                    aspect: str = "center-crop"):
+    """The options every file-decoding dataset subcommand shares; defaults differ per dataset."""
+    return _options(_decode_options(every, skip_start, src_help, aspect)
+                    + _output_options(shard_samples))
+
+
+# FrameOptions fields a subcommand may set (the others keep their defaults: `sim` decodes nothing)
+_FRAME_FIELDS = ("aspect", "every", "fps", "skip_start", "segment_frames", "min_frames",
+                 "storage", "interpolation", "timeout")
+
+
 def _run(dataset: str, source_options: dict, kw: dict) -> None:
-    frames = FrameOptions(
-        aspect=kw["aspect"], every=kw["every"], fps=kw["fps"], skip_start=kw["skip_start"],
-        segment_frames=kw["segment_frames"], min_frames=kw["min_frames"],
-        storage=kw["storage"], interpolation=kw["interpolation"], timeout=kw["timeout"])
+    frames = FrameOptions(**{name: kw[name] for name in _FRAME_FIELDS if name in kw})
     cfg = IngestConfig(
-        dataset=dataset, src=kw["src"] or "", out=kw["out"], frames=frames, prefix=kw["prefix"],
-        shard_samples=kw["shard_samples"], shard_bytes=kw["shard_bytes"],
-        shard_seed=kw["shard_seed"], probe=kw["probe"], source_options=source_options,
-        workers=kw["workers"],
+        dataset=dataset, src=kw.get("src") or "", out=kw["out"], frames=frames,
+        prefix=kw["prefix"], shard_samples=kw["shard_samples"], shard_bytes=kw["shard_bytes"],
+        shard_seed=kw["shard_seed"], probe=kw.get("probe", "pyav"),
+        source_options=source_options, workers=kw["workers"],
         scheduler=kw["scheduler"], retries=kw["retries"], overwrite=kw["overwrite"],
         progress=kw["progress"])
     from cwm.ingest.run import ingest   # here: `--help` does not import dask and PyAV
@@ -177,6 +196,63 @@ def folder_command(**kw):
 def synthetic_command(videos, seed, **kw):
     """Generate real encoded videos of moving textured objects, then ingest them (demo)."""
     _run("synthetic", {"videos": videos, "seed": seed}, kw)
+
+
+@cli.command("sim", short_help="Rendered simulator episodes (Meta-world experts, DMC).")
+@click.option("--env", type=click.Choice(sim.ENVS), default="metaworld", show_default=True,
+              help="Simulator family, rendered as cwm-rl renders it.")
+@click.option("--tasks", default="all", show_default=True,
+              help="Comma-separated task names ('drawer-open', '-v3' optional; DMC "
+                   "'walker-walk', or a domain 'walker' for its tasks), or 'all': every "
+                   "Meta-world task with a scripted policy, every DMC suite task.")
+@click.option("--exclude", default="", metavar="TASKS",
+              help="Comma-separated tasks left out of --tasks (e.g. the RL target tasks).")
+@click.option("--episodes", type=POSITIVE_INT, default=10, show_default=True,
+              help="Episodes per task.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Run seed; each episode's seed derives from it, the task and the index.")
+@click.option("--noise", type=Number(float, low=0), default=sim.DEFAULT_NOISE,
+              show_default=True,
+              help="Std of the Gaussian noise added to each scripted action (actions in [-1, 1]).")
+@click.option("--random-share", type=Number(float, low=0, high=1), default=None,
+              help="Share of each task's episodes played by a uniformly random policy. "
+                   "[default: 0.1 on metaworld; 1 on dmc, which has no scripted policies]")
+@click.option("--max-steps", type=POSITIVE_INT, default=None,
+              help="Agent steps per episode at most. [default: the whole episode, 500]")
+@click.option("--render", type=click.Choice(RENDER_MODES), default="default", show_default=True,
+              help="Render mode; use the --render of the cwm-rl runs that will see the model "
+                   "(the modes differ in pixels).")
+@click.option("--list-tasks", is_flag=True,
+              help="Print the tasks --tasks all stands for (Meta-world: those with a scripted "
+                   "policy), one per line, and exit.")
+@_options(_output_options(shard_samples=None, out_required=False))
+def sim_command(env, tasks, exclude, episodes, seed, noise, random_share, max_steps, render,
+                list_tasks, **kw):
+    """Render episodes of simulated tasks and shard them as videos (action-free pre-training).
+
+    Meta-world episodes play its scripted expert policies (metaworld.policies, one per task)
+    with Gaussian action noise, plus a share of random-policy episodes; DMC episodes are random.
+    Frames are cwm-rl's observations: same camera, orientation, render mode, 64x64 and action
+    repeat. meta.json records env, task, episode, seed, policy, noise, render and camera, and
+    the episode's return and success. Example, pre-training videos that leave out the targets:
+
+    \b
+      cwm-ingest sim --tasks all --exclude reach,door-lock,drawer-open,button-press-topdown \\
+        --episodes 20 --out shards/mw
+    """
+    if list_tasks:
+        click.echo("\n".join(sim.resolve_tasks(env, "all", exclude)))
+        return
+    if not kw["out"]:
+        raise click.UsageError("Missing option '--out'.")
+    names = sim.resolve_tasks(env, tasks, exclude)
+    options = {"env": env, "tasks": names, "episodes": episodes, "seed": seed, "noise": noise,
+               "random_share": random_share, "max_steps": max_steps, "render": render}
+    plan = sim.plan_episodes(**options)     # every mistake is reported before --out is made
+    random = sum(e.policy == "random" for e in plan)
+    click.echo(f"sim: {len(names)} {env} task(s) x {episodes} episode(s), {random} of the "
+               f"{len(plan)} with a random policy: {', '.join(names)}")
+    _run("sim", options, kw)
 
 
 # Reading-side checks live with the shards stage; they are offered here so that one command

@@ -23,7 +23,7 @@ import os
 import stat
 import time
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -64,6 +64,7 @@ class DecodedVideo:
     decoded: int          # source frames decoded (kept or not)
     first_segment: int = 0   # frames[0] starts this segment of the whole video
     seek_fallback: bool = False
+    meta: dict = field(default_factory=dict)   # what only decoding learns (an episode's return)
 
 
 @dataclass(frozen=True)
@@ -379,6 +380,12 @@ def decode_input(root: Path, item: VideoInput, opts: FrameOptions,
     """Decode one adapter input found under the dataset `root` (or a range of its segments)."""
     if item.invalid:
         raise InputError(item.invalid)
+    if item.episode is not None:
+        # Rendered, not decoded; imported here so that decoding files never loads the simulators.
+        # An episode is never split into ranges (`cwm.ingest.plan.split_units`).
+        from cwm.ingest.simulate import render_episode
+
+        return render_episode(item.episode, opts.size, opts.timeout)
     if item.is_frame_run:
         return decode_frame_run(root / item.path, item, opts, segments)
     return decode_file(root / item.path, opts, segments, item.crops)

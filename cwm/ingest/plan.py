@@ -7,7 +7,8 @@ The same file listed twice (an annotation repeating an id) is ingested once.
 
 Work: each input's cost is estimated from its probe (`cwm.ingest.probe`) as decoded frames x
 (88,000 + width x height), the per-frame decode+resize time measured per core at 320x240 and
-1280x720 (SPEC section 2: 2,725 and 445 frames/s) fitted as a fixed part plus a per-pixel part.
+1280x720 (SPEC section 2: 2,725 and 445 frames/s) fitted as a fixed part plus a per-pixel part;
+a simulator episode costs its frames at the render rate measured for its env and render mode.
 The run is cut into about `TASKS_PER_SLOT` tasks per worker: an input whose work exceeds one
 task's share is split into ranges of whole segments (`SegmentRange`; its segments come out
 identical, see `cwm.ingest.decode`), and the resulting units are packed largest first onto the
@@ -136,6 +137,8 @@ def estimate_segments(kept: int, opts: FrameOptions) -> int:
 
 
 def estimate_work(probe: Probe, item: VideoInput, opts: FrameOptions) -> float:
+    if item.episode is not None:     # rendered frames, at the render rate measured for the env
+        return max(1, probe.frames) * WORK_PER_SECOND / item.episode.render_rate
     decoded = estimate_kept(probe, opts) if item.is_frame_run else probe.frames
     return max(1, decoded) * (FRAME_COST + probe.width * probe.height)
 
@@ -150,6 +153,9 @@ def core_seconds(items: list[VideoInput], probes: dict[str, Probe], opts: FrameO
 def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions, share: float) -> list[Unit]:
     """The video whole, or ranges of about `share` work each (whole segments, the last open)."""
     work = estimate_work(probe, video.item, opts)
+    if video.item.episode is not None:
+        # Its frames exist only once every step before them was played: never split.
+        return [Unit(video, WHOLE, work)]
     segments = estimate_segments(estimate_kept(probe, opts), opts)
     pieces = min(math.ceil(work / share) if share > 0 else 1, segments // MIN_RANGE_SEGMENTS)
     if pieces < 2:
@@ -168,6 +174,21 @@ def pack(units: list[Unit], n_tasks: int, root: str) -> list[Task]:
         load, i = heapq.heappop(heap)
         bins[i].append(unit)
         heapq.heappush(heap, (load + unit.work, i))
+    return _tasks(bins, root)
+
+
+def pack_in_order(units: list[Unit], n_tasks: int, root: str) -> list[Task]:
+    """Units in source order, cut into `n_tasks` runs of equal count: for simulator episodes,
+    which all cost the same in one run. A worker keeps its env while the episodes of one
+    simulator task follow each other (`cwm.ingest.simulate`); `pack` would deal them out
+    round-robin and every episode would build an env of its own."""
+    ordered = sorted(units, key=lambda u: (u.video.item.path, u.segments.first))
+    n = max(1, min(n_tasks, len(ordered)))
+    cuts = [round(len(ordered) * j / n) for j in range(n + 1)]
+    return _tasks([ordered[cuts[j]:cuts[j + 1]] for j in range(n)], root)
+
+
+def _tasks(bins: list[list[Unit]], root: str) -> list[Task]:
     tasks = []
     for members in bins:
         if not members:
@@ -195,5 +216,6 @@ def make_plan(items: list[VideoInput], probes: dict[str, Probe] | None, root: st
     n_tasks = max(1, slots) * TASKS_PER_SLOT
     share = sum(estimate_work(p, v.item, opts) for v, p in good) / n_tasks
     units = [u for v, p in good for u in split_units(v, p, opts, share)]
-    plan.tasks = pack(units, n_tasks, root)
+    episodes = any(u.video.item.episode is not None for u in units)
+    plan.tasks = (pack_in_order if episodes else pack)(units, n_tasks, root)
     return plan

@@ -7,7 +7,8 @@ Two backends, measured against each other in `bench/ingest_probe.py`:
 The source frame count is the container's (`nb_frames`) when it has one, else duration x frame
 rate (WebM/Matroska store no count). It is an estimate: the plan uses it to split and balance
 work, never to decide what ends up in the shards. A file that cannot even be probed is failed
-with the reason, like a file that cannot be decoded; frame runs (still images) need no probe.
+with the reason, like a file that cannot be decoded; frame runs (still images) and simulator
+episodes need no probe.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def probe_input(root: Path, item: VideoInput, timeout: float, backend: str = "py
     """Never raises for a bad input: the reason goes into `Probe.error`."""
     if item.invalid:
         return Probe(error=item.invalid)
+    if item.episode is not None:      # rendered: nothing to open, its length is known
+        return Probe(item.episode.estimated_frames, 0.0, 0, 0)
     if item.is_frame_run:
         return Probe(len(item.frames), item.frame_rate, *_STILL_SIZE)
     probe = probe_pyav if backend == "pyav" else probe_ffprobe

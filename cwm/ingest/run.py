@@ -59,7 +59,10 @@ def prepare_out(out: str | Path) -> Path:
 
 
 def source_root(cfg: IngestConfig, out: Path) -> Path:
-    """The dataset root; for `synthetic`, generates (or reuses) the videos first."""
+    """The dataset root; for `synthetic`, generates (or reuses) the videos first; `sim` reads
+    nothing (its episodes are rendered), its root is `out`."""
+    if cfg.dataset == "sim":
+        return out
     if cfg.dataset == "synthetic":
         root = Path(cfg.src).expanduser() if cfg.src else out / synthetic.CACHE_DIR
         synthetic.generate(root, **cfg.source_options)
@@ -199,7 +202,9 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
             1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS))
         ex.start(cap=cap)
     plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
-    log(f"cwm-ingest {cfg.dataset}: {plan.n_videos} videos from {root} -> {len(plan.tasks)} "
+    inputs = (f"{plan.n_videos} episodes to render" if cfg.dataset == "sim"
+              else f"{plan.n_videos} videos from {root}")
+    log(f"cwm-ingest {cfg.dataset}: {inputs} -> {len(plan.tasks)} "
         f"decode tasks ({plan.n_units} units) on {ex.workers} worker(s), shards in {out}")
     log("config: " + json.dumps(cfg.to_dict(), sort_keys=True))
     for r in plan.renamed:

@@ -53,6 +53,7 @@ def build_samples(dataset: str, key_id: str, item: VideoInput, video: DecodedVid
             "codec": video.codec,
             "crop": opts.aspect,
             **item.meta,
+            **video.meta,
         }
         if item.is_frame_run:
             meta["first_frame_number"] = item.frame_numbers[meta["first_frame"]]

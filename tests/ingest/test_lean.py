@@ -23,7 +23,7 @@ def loaded(imports: str, heavy: tuple[str, ...]) -> list[str]:
 
 def test_driver_and_worker_modules_do_not_import_torch():
     imports = ("import cwm.cli.ingest, cwm.ingest.run, cwm.ingest.writer, cwm.ingest.assemble, "
-               "cwm.ingest.probe, cwm.ingest.layout\n"
+               "cwm.ingest.probe, cwm.ingest.layout, cwm.ingest.simulate\n"
                "cwm.cli.ingest.cli.main(['--help'], standalone_mode=False)")
     assert loaded(imports, ("torch", "webdataset")) == []
 
@@ -32,3 +32,13 @@ def test_help_imports_neither_dask_nor_the_decoder_stack():
     imports = ("import cwm.cli.ingest\n"
                "cwm.cli.ingest.cli.main(['folder', '--help'], standalone_mode=False)")
     assert loaded(imports, ("torch", "dask", "distributed", "h5py")) == []
+
+
+def test_rendering_a_sim_episode_does_not_import_torch():
+    imports = ("import os\n"
+               "os.environ.setdefault('MUJOCO_GL', 'egl')\n"
+               "from cwm.ingest.sources.sim import Episode\n"
+               "from cwm.ingest.simulate import render_episode\n"
+               "episode = Episode('metaworld', 'reach', 0, 1, 'scripted', 0.1, 2, 'fast')\n"
+               "assert render_episode(episode, 16, 60.0).frames.shape == (3, 16, 16, 3)")
+    assert loaded(imports, ("torch", "webdataset")) == []

@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cwm.errors import UserError
+
+if TYPE_CHECKING:
+    from cwm.ingest.sources.sim import Episode
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 
 
 @dataclass(frozen=True)
 class VideoInput:
-    """One source video: a file, or a run of still frames in one folder.
+    """One source video: a file, a run of still frames in one folder, or a simulator episode.
 
     video_id  raw id, sanitized and made unique later by the plan
     path      relative to the dataset root (a file; for frame runs, the folder)
@@ -30,6 +34,8 @@ class VideoInput:
               turns each into a square at decode time); empty: the whole frame
     invalid   why the adapter already knows this input cannot be ingested (e.g. its pose
               annotation is missing): decoding records it as failed with this reason
+    episode   for the `sim` source: the episode to render instead of a file to decode (`path`
+              is then its name, not a file)
     """
 
     video_id: str
@@ -40,6 +46,7 @@ class VideoInput:
     meta: dict = field(default_factory=dict, hash=False, compare=False)
     crops: tuple = field(default=(), hash=False, compare=False, repr=False)
     invalid: str = ""
+    episode: Episode | None = field(default=None, compare=False)
 
     @property
     def is_frame_run(self) -> bool:

@@ -62,6 +62,7 @@ class MetaWorldEnv(PixelEnv):
         if camera == CAMERA:
             env.model.cam_pos[env.model.camera(CAMERA).id] = CAMERA_POS
         self._env = env
+        self._state: np.ndarray | None = None
         self._renderer = Renderer(env.model, size, camera=camera, mode=render)
         fps = 1.0 / (env.dt * action_repeat)
         super().__init__(action_dim=4, size=size, action_repeat=action_repeat, seed=seed, fps=fps)
@@ -69,15 +70,23 @@ class MetaWorldEnv(PixelEnv):
     def _reset_sim(self, seed: int | None) -> None:
         if seed is not None:
             self._env.seed(seed)
-        self._env.reset()
+        self._state, _ = self._env.reset()
 
     def _step_sim(self, action: np.ndarray) -> tuple[float, bool, bool, bool]:
-        _, reward, terminated, truncated, info = self._env.step(action)
+        self._state, reward, terminated, truncated, info = self._env.step(action)
         return float(reward), bool(terminated), bool(truncated), bool(info["success"])
 
     def _render(self) -> np.ndarray:
         # Upside down from the corner cameras: a 180-degree turn, not a mirror.
         return np.ascontiguousarray(self._renderer.render(self._env.data)[::-1, ::-1])
+
+    @property
+    def state(self) -> np.ndarray:
+        """The task's own 39-float observation of the current step (hand, objects, goal): what
+        Meta-world's scripted policies (`metaworld.policies`) act on; the agent sees only pixels."""
+        if self._state is None:
+            raise RuntimeError("state before reset()")
+        return self._state
 
     @property
     def goal(self) -> np.ndarray:
