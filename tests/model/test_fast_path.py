@@ -142,7 +142,7 @@ def test_a_different_model_is_caught():
 
 def test_speed_names():
     assert resolve_speed("auto", "paper") == "compiled"
-    assert resolve_speed("auto", "small") == "compiled"
+    assert resolve_speed("auto", "small") == "eager"
     assert resolve_speed("auto", "tiny") == "eager"
     assert resolve_speed("reference", "paper") == "reference"
     with pytest.raises(UserError, match="unknown speed"):
