@@ -222,12 +222,12 @@ def main() -> None:
                     res.update(side=side, kind=kind, round=r, load_before=load,
                                load_after=load_average())
                     runs.append(res)
+                    Path(args.json).write_text(json.dumps(runs, indent=1) + "\n")  # so far
                     print(f"round {r} {kind:9s} {side:9s} wall {statistics.median(res['step_s']):6.2f}s "
                           f"cpu {statistics.median(res['cpu_s']):6.2f}s warm-up {res['warmup_s']:6.1f}s "
                           f"rss {res['rss_peak_mib'] / 1024:.2f} GiB params {res['params']:,} "
                           f"load {load:.1f}", file=sys.stderr, flush=True)
 
-    Path(args.json).write_text(json.dumps(runs, indent=1) + "\n")
     print(report(runs, kinds, sides))
 
 
