@@ -14,11 +14,15 @@ hard links, so the page cache holds one copy.
                command and everything it started (RUSAGE_CHILDREN: the dask workers are reaped by
                the command, so their CPU is included). Ratio = ffmpeg CPU-s / ingest CPU-s.
   long2short8  2 x 90 s + 8 x 4 s at 320x240. `--workers 1` against `--workers 2`, wall rate =
-               source frames / wall seconds of the whole command (cluster start-up included).
-               Also: in how many shards each long video's segments landed.
+               frames written / wall seconds of the whole command (cluster start-up included;
+               the frames written are the same for both, the frames decoded are not: a split
+               range decodes its keyframe pre-roll too). Also: in how many shards each long
+               video's segments landed.
   tenmin       one 10-minute 320x240 video, `--workers 1` against `--workers 2`, as above.
 
 Per repetition the peers run back to back; medians of the per-repetition ratios are reported.
+The 2-vs-1 ratios need two idle cores: every line gives the 1-minute load average before the
+run, and the summary says when a repetition started above IDLE_LOAD.
 """
 
 from __future__ import annotations
@@ -91,12 +95,18 @@ def ingest(src: Path, out: Path, *extra: str, code: Path | None = None) -> tuple
     return wall, cpu, index
 
 
+def ffmpeg_one(f: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of the ffmpeg CLI decoding `f` to 64x64 RGB, one thread."""
+    wall, cpu, _ = run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-filter_threads",
+                        "1", "-i", str(f), "-vf", "scale=64:64:flags=area", "-f", "rawvideo",
+                        "-pix_fmt", "rgb24", "-y", "/dev/null"])
+    return wall, cpu
+
+
 def ffmpeg_all(src: Path) -> tuple[float, float]:
     wall = cpu = 0.0
     for f in sorted(src.glob("*.mp4")):
-        w, c, _ = run(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-filter_threads",
-                       "1", "-i", str(f), "-vf", "scale=64:64:flags=area", "-f", "rawvideo",
-                       "-pix_fmt", "rgb24", "-y", "/dev/null"])
+        w, c = ffmpeg_one(f)
         wall, cpu = wall + w, cpu + c
     return wall, cpu
 
@@ -132,24 +142,32 @@ def scenario_folder10(work: Path, tmp: Path, reps: int, baseline: Path | None) -
           + (f", baseline {statistics.median(base_ratios):.2f}x" if base_ratios else ""))
 
 
+IDLE_LOAD = 1.5     # 1-minute load average above which the 2-vs-1 figures are not of record
+
+
 def two_vs_one(name: str, src: Path, tmp: Path, reps: int) -> None:
-    ratios = []
+    ratios, loads = [], []
     for rep in range(reps):
         rates = {}
         for workers in (1, 2):
             load = os.getloadavg()[0]
+            loads.append(load)
             wall, cpu, index = ingest(src, tmp / name, "--workers", str(workers))
-            frames = index["totals"]["decoded_frames"]
+            frames = index["totals"]["frames"]
             rates[workers] = frames / wall
             spread = shards_per_source(tmp / name)
             longest = {k: v for k, v in spread.items() if "90s" in k or "600s" in k}
             print(f"{name} rep {rep + 1}, {workers} worker(s) (load {load:.1f}): "
-                  f"{wall:.2f} s wall, {cpu:.2f} CPU-s, {frames} frames, "
+                  f"{wall:.2f} s wall, {cpu:.2f} CPU-s, {frames} frames written "
+                  f"({index['totals']['decoded_frames']} decoded), "
                   f"{rates[workers]:,.0f} frames/s, {index['num_shards']} shards; "
                   f"shards per long source {longest}", flush=True)
         ratios.append(rates[2] / rates[1])
+    busy = sum(load > IDLE_LOAD for load in loads)
     print(f"{name}: 2/1 workers wall-rate ratios {', '.join(f'{r:.2f}' for r in ratios)}; "
-          f"median {statistics.median(ratios):.2f}x")
+          f"median {statistics.median(ratios):.2f}x; load {min(loads):.1f}-{max(loads):.1f}"
+          + (f" ({busy} of {len(loads)} runs started above {IDLE_LOAD}: not idle)" if busy
+             else " (idle)"))
 
 
 def main() -> None:

@@ -62,7 +62,10 @@ def _output_options(shard_samples: int | None, out_required: bool = True) -> lis
         click.option("--out", type=click.Path(file_okay=False), required=out_required,
                      help="Output directory for the shards (created; rerun to resume)."),
         click.option("--workers", type=POSITIVE_INT, default=None,
-                     help="Worker processes of the embedded dask cluster. [default: all cores]"),
+                     help="Workers of the embedded dask cluster: single-threaded, threads of "
+                          "this command (PyAV decodes without the GIL; sim renders in "
+                          "processes), never more than decode tasks. [default: all cores, "
+                          "fewer for < 1 core-second of work each]"),
         click.option("--scheduler", default=None, metavar="ADDR",
                      help="Use an existing dask scheduler (tcp://host:8786) instead of an "
                           f"embedded cluster (connect timeout: dask's distributed.comm.timeouts.connect); "

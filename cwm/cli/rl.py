@@ -36,6 +36,9 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
               help="Agent steps to run (preset default); frames = steps x action repeat (2 on DMC).")
 @click.option("--pretrained", type=click.Path(dir_okay=False), default=None,
               help="A cwm-train checkpoint: encoder, context encoder, decoder and z-RSSM start from it.")
+@click.option("--model-like", type=click.Path(dir_okay=False), default=None,
+              help="A cwm-train checkpoint whose world-model sizes this run takes, with fresh "
+              "weights: the from-scratch arm beside a --pretrained one (not with --pretrained).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--agent", type=click.Choice(AGENTS), default="contextwm", show_default=True)
 @click.option("--render", type=click.Choice(["default", "fast"]), default="default",
@@ -55,8 +58,8 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
               "(sections learn, behavior, loop), e.g. --set behavior.actor_raw_bound=2; repeatable.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
-def cli(ctx, env, task, out, preset, steps, pretrained, seed, agent, render, envs, device,
-        replay_from, prefill, eval_every, eval_episodes, ckpt_every, log_every, settings,
+def cli(ctx, env, task, out, preset, steps, pretrained, model_like, seed, agent, render, envs,
+        device, replay_from, prefill, eval_every, eval_episodes, ckpt_every, log_every, settings,
         no_progress):
     """Fine-tune a world model with Dreamer-style RL on a pixel control task."""
     if ctx.invoked_subcommand is not None:
@@ -71,11 +74,14 @@ def cli(ctx, env, task, out, preset, steps, pretrained, seed, agent, render, env
     if env not in FAMILIES:
         raise UserError(f"unknown env family {env!r}; valid: {', '.join(FAMILIES)}")
     task = canonical_task(env, task or DEFAULT_TASKS[env])
-    model = None
-    if pretrained:
-        model = pretrained_model_config(pretrained)
+    if pretrained and model_like:
+        raise UserError("--model-like gives a fresh model the sizes of a checkpoint; with "
+                        "--pretrained the sizes are that checkpoint's already: pass one of them")
+    model, shape_from = None, pretrained or model_like
+    if shape_from:
+        model = pretrained_model_config(shape_from)
         if model.kind != agent:
-            raise UserError(f"{pretrained} holds a {model.kind} world model, not {agent}: pass "
+            raise UserError(f"{shape_from} holds a {model.kind} world model, not {agent}: pass "
                             f"--agent {model.kind} or another checkpoint")
     cfg = make_rl_config(env, task, preset, agent, seed, render, envs, model=model,
                          pretrained=pretrained, steps=steps, prefill=prefill,

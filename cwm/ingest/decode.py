@@ -10,8 +10,9 @@ after the first frame, a frame count that does not match) the range is decoded f
 the file instead and `seek_fallback` says so. Each kept frame goes through one
 `VideoReformatter` per input, which converts to RGB and resizes in a single swscale call and
 keeps its scaling context between frames (SPEC §2: 3x faster than `frame.reformat()` per frame).
-Decoder and swscale run single-threaded: parallelism is one process per core, and PyAV >= 17's
-default multi-threaded swscale is slower at these sizes.
+Decoder and swscale run single-threaded: parallelism is one worker per core (threads: PyAV
+releases the GIL in both), and PyAV >= 17's default multi-threaded swscale is slower at these
+sizes. The per-frame loops stop at the next frame when the run is cancelled (`cwm.ingest.cancel`).
 
 Anything wrong with the input raises `InputError(reason)`; the shard writer records it and
 moves on. Nothing here raises for a bad file in any other way.
@@ -30,6 +31,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
+from cwm.ingest import cancel
 from cwm.ingest.config import FrameOptions
 from cwm.ingest.geometry import Fit, person_square, plan_fit
 from cwm.ingest.sampling import FrameSelector
@@ -181,6 +183,12 @@ def _raise_timeout_if_late(deadline: float, opts: FrameOptions, decoded: int) ->
         raise InputError(f"decode timeout: over {opts.timeout:g} s after {decoded} frames")
 
 
+def _still_going(deadline: float, opts: FrameOptions, decoded: int) -> None:
+    """Once per frame: the run was stopped (`cancel.Cancelled`) or this input ran out of time."""
+    cancel.check()
+    _raise_timeout_if_late(deadline, opts, decoded)
+
+
 def video_stream(container):
     streams = [s for s in container.streams.video
                if not s.disposition & av.stream.Disposition.attached_pic]
@@ -230,7 +238,7 @@ def _decode_sequential(container, stream, source_fps, sample_aspect, opts, deadl
     frames, indices, decoded, kept = [], [], 0, 0
     try:
         for frame in container.decode(stream):
-            _raise_timeout_if_late(deadline, opts, decoded)
+            _still_going(deadline, opts, decoded)
             t = frame.time if frame.time is not None else decoded / (source_fps or 1.0)
             if selector.keep(decoded, t):
                 if kept >= lo:
@@ -288,7 +296,7 @@ def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadl
     frames, indices, decoded = [], [], 0
     try:
         for frame in container.decode(stream):
-            _raise_timeout_if_late(deadline, opts, decoded)
+            _still_going(deadline, opts, decoded)
             decoded += 1
             if frame.pts is None or (decoded == 1 and frame.pts > first):
                 raise _SeekFailed("seek landed after the range start")
@@ -365,7 +373,7 @@ def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions,
     hi = lo + len(wanted) if segments.end is not None else None
     frames, indices = [], []
     for index in wanted:
-        _raise_timeout_if_late(deadline, opts, len(indices))
+        _still_going(deadline, opts, len(indices))
         frames.append(conv(_decode_still(folder / item.frames[index]), 1.0))
         indices.append(index)
     # source frames this range stands for; over all ranges of a run they sum to its length

@@ -9,10 +9,15 @@ Work: each input's cost is estimated from its probe (`cwm.ingest.probe`) as deco
 (88,000 + width x height), the per-frame decode+resize time measured per core at 320x240 and
 1280x720 (SPEC section 2: 2,725 and 445 frames/s) fitted as a fixed part plus a per-pixel part;
 a simulator episode costs its frames at the render rate measured for its env and render mode.
-The run is cut into about `TASKS_PER_SLOT` tasks per worker: an input whose work exceeds one
-task's share is split into ranges of whole segments (`SegmentRange`; its segments come out
-identical, see `cwm.ingest.decode`), and the resulting units are packed largest first onto the
-least loaded task. Tasks only decide who decodes what; what ends up in the shards depends on the
+The run is cut into about `TASKS_PER_SLOT` tasks per worker, units packed largest first onto
+the least loaded task. Inputs are split into ranges of whole segments (`SegmentRange`; its
+segments come out identical, see `cwm.ingest.decode`) only where that pays: a split range costs
+a demux pass and the frames from its keyframe on (up to a GOP, ~4% of a 90 s video), so inputs
+stay whole when packing them whole onto the workers already ends within `BALANCE` of an even
+share; otherwise every input larger than one task's share is split. Independently, an input of
+more than `MAX_UNIT_SEGMENTS` segments is always split, so that one task never holds more than
+~370 MB of decoded frames. Simulator episodes are never split, and are packed in source order
+(`pack_in_order`). Tasks only decide who decodes what; what ends up in the shards depends on the
 inputs and the settings alone (`Plan.digest`), so a rerun with another `--workers` still resumes.
 """
 
@@ -32,6 +37,8 @@ from cwm.shards.format import sanitize_id
 
 TASKS_PER_SLOT = 4         # tasks per worker: enough to even out estimate errors, few parts
 MIN_RANGE_SEGMENTS = 4     # a split range holds at least this many segments
+BALANCE = 1.1              # whole inputs are kept when their packing ends within 10% of even
+MAX_UNIT_SEGMENTS = 600    # 30,000 frames of 64x64x3 (368 MB) per unit at most
 FRAME_COST = 88_000        # fixed per-frame cost in pixel equivalents (see module doc)
 WORK_PER_SECOND = 2725 * (FRAME_COST + 320 * 240)   # work one core does in a second (SPEC)
 
@@ -150,14 +157,18 @@ def core_seconds(items: list[VideoInput], probes: dict[str, Probe], opts: FrameO
                if v.key_id in probes and not probes[v.key_id].error) / WORK_PER_SECOND
 
 
-def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions, share: float) -> list[Unit]:
-    """The video whole, or ranges of about `share` work each (whole segments, the last open)."""
+def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions,
+                share: float | None) -> list[Unit]:
+    """The video whole, or ranges of about `share` work each (whole segments, the last open);
+    share None: split only a video of more than `MAX_UNIT_SEGMENTS` segments."""
     work = estimate_work(probe, video.item, opts)
     if video.item.episode is not None:
         # Its frames exist only once every step before them was played: never split.
         return [Unit(video, WHOLE, work)]
     segments = estimate_segments(estimate_kept(probe, opts), opts)
-    pieces = min(math.ceil(work / share) if share > 0 else 1, segments // MIN_RANGE_SEGMENTS)
+    pieces = max(math.ceil(work / share) if share else 1,
+                 math.ceil(segments / MAX_UNIT_SEGMENTS))
+    pieces = min(pieces, segments // MIN_RANGE_SEGMENTS)
     if pieces < 2:
         return [Unit(video, WHOLE, work)]
     cuts = [round(segments * j / pieces) for j in range(pieces + 1)]
@@ -166,15 +177,28 @@ def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions, share: fl
             for j in range(pieces)]
 
 
-def pack(units: list[Unit], n_tasks: int, root: str) -> list[Task]:
-    """Largest unit first onto the least loaded task; tasks named by what they hold."""
-    bins: list[list[Unit]] = [[] for _ in range(max(1, min(n_tasks, len(units))))]
+def _largest_first(units: list[Unit], n_bins: int) -> list[list[Unit]]:
+    """Each unit, largest first, onto the least loaded of `n_bins` bins."""
+    bins: list[list[Unit]] = [[] for _ in range(max(1, min(n_bins, len(units))))]
     heap = [(0.0, i) for i in range(len(bins))]
     for unit in sorted(units, key=lambda u: (-u.work, u.name)):
         load, i = heapq.heappop(heap)
         bins[i].append(unit)
         heapq.heappush(heap, (load + unit.work, i))
-    return _tasks(bins, root)
+    return bins
+
+
+def balanced_whole(units: list[Unit], slots: int) -> bool:
+    """Whether `slots` workers taking these units largest first (as dask hands out the tasks,
+    heaviest submitted first) all finish within `BALANCE` of an even share."""
+    total = sum(u.work for u in units)
+    ends = [sum(u.work for u in b) for b in _largest_first(units, slots)]
+    return slots <= 1 or max(ends, default=0.0) <= BALANCE * total / slots
+
+
+def pack(units: list[Unit], n_tasks: int, root: str) -> list[Task]:
+    """Largest unit first onto the least loaded task; tasks named by what they hold."""
+    return _tasks(_largest_first(units, n_tasks), root)
 
 
 def pack_in_order(units: list[Unit], n_tasks: int, root: str) -> list[Task]:
@@ -214,8 +238,10 @@ def make_plan(items: list[VideoInput], probes: dict[str, Probe] | None, root: st
         else:
             good.append((video, probe))
     n_tasks = max(1, slots) * TASKS_PER_SLOT
-    share = sum(estimate_work(p, v.item, opts) for v, p in good) / n_tasks
-    units = [u for v, p in good for u in split_units(v, p, opts, share)]
+    units = [u for v, p in good for u in split_units(v, p, opts, None)]
+    if not balanced_whole(units, slots):
+        share = sum(estimate_work(p, v.item, opts) for v, p in good) / n_tasks
+        units = [u for v, p in good for u in split_units(v, p, opts, share)]
     episodes = any(u.video.item.episode is not None for u in units)
     plan.tasks = (pack_in_order if episodes else pack)(units, n_tasks, root)
     return plan

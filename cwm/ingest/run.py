@@ -30,7 +30,7 @@ from cwm.ingest.assemble import ERRORS_SUFFIX, STATS_SUFFIX, TAR_SUFFIX, is_done
 from cwm.ingest.config import IngestConfig
 from cwm.ingest.distribute import Executor
 from cwm.ingest.layout import collect, layout
-from cwm.ingest.plan import Plan, assign_ids, core_seconds, inputs_digest, make_plan
+from cwm.ingest.plan import assign_ids, core_seconds, inputs_digest, make_plan
 from cwm.ingest.probe import Probe, probe_batch
 from cwm.ingest.progress import Progress
 from cwm.ingest.report import INDEX_NAME, Summary, read_stats, write_index
@@ -40,7 +40,10 @@ from cwm.ingest.writer import part_done, write_part
 from cwm.locks import locked_dir
 
 PROBE_BATCH = 256            # inputs per probe task; lists longer than one batch probe on dask
-MIN_WORKER_SECONDS = 1.0     # estimated single-core seconds of work per embedded worker, at least
+# Estimated single-core seconds of work per embedded worker, at least: below that a second
+# worker saves less than what it costs, its start as a process (`sim`, ~1 CPU-s) or the
+# keyframe pre-roll of the ranges it would need when inputs must be split to keep it busy.
+MIN_WORKER_SECONDS = 1.0
 
 CONFIG_NAME = "config.json"
 
@@ -169,7 +172,9 @@ def ingest(cfg: IngestConfig, log: Callable[[str], None] = print) -> Summary:
         root = source_root(cfg, out)
         cfg = dataclasses.replace(cfg, src=str(root), out=str(out))
         items = list_inputs(cfg, root)
-        with Executor(cfg.scheduler, cfg.workers) as ex:
+        # Simulator episodes render in worker processes (`cwm.ingest.distribute`).
+        with Executor(cfg.scheduler, cfg.workers,
+                      processes=any(it.episode is not None for it in items)) as ex:
             return _ingest(cfg, out, root, items, ex, log)
 
 
@@ -195,13 +200,17 @@ def _ingest(cfg, out, root, items, ex: Executor, log) -> Summary:
         return _summary(previous, [], [], n, n, n, time.perf_counter() - started, ex, log)
 
     probes = _probe(cfg, root, items, ex)
-    if not ex.started:
-        # By default (all cores), no worker is started for less than a core-second of work:
-        # each costs ~0.5 CPU-s to start. An explicit --workers is taken as given.
-        cap = None if cfg.workers else max(
-            1, int(core_seconds(items, probes, cfg.frames) / MIN_WORKER_SECONDS))
-        ex.start(cap=cap)
-    plan: Plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
+    if ex.started:
+        plan = make_plan(items, probes, str(root), cfg.frames, ex.slots)
+    else:
+        # The embedded cluster is sized to the plan: no more workers than decode tasks, and by
+        # default (all cores) none for less than MIN_WORKER_SECONDS of estimated work.
+        slots = ex.slots
+        if not cfg.workers:
+            slots = min(slots, max(1, int(core_seconds(items, probes, cfg.frames)
+                                          / MIN_WORKER_SECONDS)))
+        plan = make_plan(items, probes, str(root), cfg.frames, slots)
+        ex.start(cap=max(1, min(slots, len(plan.tasks))))
     inputs = (f"{plan.n_videos} episodes to render" if cfg.dataset == "sim"
               else f"{plan.n_videos} videos from {root}")
     log(f"cwm-ingest {cfg.dataset}: {inputs} -> {len(plan.tasks)} "

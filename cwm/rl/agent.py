@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from cwm.errors import UserError
 from cwm.model.checkpoint import load_checkpoint, load_world_model
@@ -37,6 +38,7 @@ from cwm.model.world_model import WorldModel, to_float_images
 from cwm.rl.behavior import ActorCritic
 from cwm.rl.bonus import BonusConfig, KNNBonus
 from cwm.rl.config import RLConfig
+from cwm.rl.optim import adam, set_fused
 from cwm.rl.returns import symexp, symlog
 
 
@@ -114,7 +116,7 @@ class Agent(nn.Module):
         self.bonus = (KNNBonus(self.wm.rssm.feat_dim, BonusConfig(rule=learn.bonus_rule),
                                seed=cfg.seed)
                       if self.stacked and learn.intrinsic_scale > 0 else None)
-        self.behavior = ActorCritic(feat, action_dim, cfg.behavior)
+        self.behavior = ActorCritic(feat, action_dim, cfg.behavior, fused=cfg.loop.fast_update)
         if m.init == "upstream":
             # The parts built fresh for RL, as upstream's factory builds them (Xavier-uniform
             # weights, zero biases; cwm.model.init); the world model did the same for its own.
@@ -158,11 +160,11 @@ class Agent(nn.Module):
                 seen.add(id(p))
                 (enc if id(p) in enc_ids else rest).append(p)
 
-        def adam(params):
-            return torch.optim.Adam(params, lr=learn.lr, eps=learn.adam_eps,
-                                    weight_decay=learn.weight_decay)
+        def make(params):
+            return adam(params, learn.lr, learn.adam_eps, learn.weight_decay,
+                        fused=self.cfg.loop.fast_update)
 
-        return (adam(enc) if enc else None), adam(rest)
+        return (make(enc) if enc else None), make(rest)
 
     def imagined_reward(self, feat: torch.Tensor) -> torch.Tensor:
         """The behavioural reward head's mean in reward units: s features [..., F] -> [...]."""
@@ -184,6 +186,7 @@ class Agent(nn.Module):
     def load_optim_state(self, state: dict) -> None:
         for name, opt in self._optimizers():
             opt.load_state_dict(state[name])
+            set_fused(opt, self.cfg.loop.fast_update)
         self.behavior.load_optim_state(state)
 
     # -- world model ----------------------------------------------------------------------------
@@ -263,30 +266,37 @@ class Agent(nn.Module):
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One world-model update, then one actor-critic update from its s posteriors."""
         self.train()
-        loss, metrics, s_post = self.world_model_loss(batch)
-        for _, opt in self._optimizers():
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        # One backward pass, then each optimiser clips its own gradient norm and steps.
-        for name, opt in self._optimizers():
-            params = opt.param_groups[0]["params"]
-            metrics[f"{name}_grad_norm"] = nn.utils.clip_grad_norm_(params, self.cfg.learn.grad_clip)
-            opt.step()
+        with record_function("cwm.update.world_model"):
+            loss, metrics, s_post = self.world_model_loss(batch)
+            for _, opt in self._optimizers():
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            # One backward pass, then each optimiser clips its own gradient norm and steps.
+            for name, opt in self._optimizers():
+                params = opt.param_groups[0]["params"]
+                metrics[f"{name}_grad_norm"] = nn.utils.clip_grad_norm_(params,
+                                                                        self.cfg.learn.grad_clip)
+                opt.step()
         start = RSSMState(*(x.detach().flatten(0, 1) for x in s_post))
         reward_fn = self.imagined_reward
         metrics.update(self.behavior.train_step(self.s_rssm, start, reward_fn,
-                                                (self.s_rssm, self.reward_beh)))
+                                                (self.s_rssm, self.reward_beh),
+                                                fast=self.cfg.loop.fast_update))
         return metrics
 
     # -- acting ---------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _inference(self):
-        """Eval mode (BatchNorm running statistics) without gradients, restored afterwards."""
+        """Eval mode (BatchNorm running statistics) without autograd, restored afterwards.
+
+        Inference mode rather than no_grad: acting runs once per env step and its outputs (the
+        policy state, the action sent to the env) never enter a training graph, so torch can skip
+        the version counters and view tracking as well."""
         was = self.training
         self.eval()
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 yield
         finally:
             self.train(was)

@@ -20,10 +20,12 @@ from typing import Callable, Iterator
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from cwm.model.heads import MLPHead
 from cwm.model.rssm import RSSM, RSSMState
 from cwm.rl.config import BehaviorConfig
+from cwm.rl.optim import adam, set_fused
 from cwm.rl.returns import ReturnScale
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -104,9 +106,10 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 class ActorCritic(nn.Module):
     """Actor, critic and slow critic over s features [..., F]; `updates` counts training steps."""
 
-    def __init__(self, feat_dim: int, action_dim: int, cfg: BehaviorConfig):
+    def __init__(self, feat_dim: int, action_dim: int, cfg: BehaviorConfig, fused: bool = True):
         super().__init__()
         self.cfg = cfg
+        self.fused = fused
         self.action_dim = action_dim
         self.actor = MLPHead(feat_dim, 2 * action_dim, cfg.layers, cfg.units)
         self.critic = MLPHead(feat_dim, 1, cfg.layers, cfg.units)
@@ -114,10 +117,10 @@ class ActorCritic(nn.Module):
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.return_scale = ReturnScale() if cfg.return_norm == "percentile" else None
         # Adam with L2 weight decay as upstream's actor and critic optimisers.
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr,
-                                          eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr,
-                                           eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, cfg.adam_eps,
+                              cfg.weight_decay, fused)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, cfg.adam_eps,
+                               cfg.weight_decay, fused)
 
     def policy(self, feat: torch.Tensor) -> TruncatedNormal:
         """DreamerV2's `trunc_normal` head: mean tanh-squashed, std in [min_std, 2 + min_std]."""
@@ -153,55 +156,67 @@ class ActorCritic(nn.Module):
         dist = self.policy(feat)
         return dist.rsample() if explore else dist.mode()
 
-    def imagine(self, rssm: RSSM, start: RSSMState) -> tuple[torch.Tensor, torch.Tensor]:
+    def imagine(self, rssm: RSSM, start: RSSMState
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Roll the prior forward with the actor: start [N, ...] -> (features [H + 1, N, F],
-        actions [H, N, A]). Gradients flow from the features back into the actor's samples."""
+        actions [H, N, A], the actor's raw outputs [H, N, 2A] that drew them). Gradients flow
+        from the features back into the actor's samples."""
         state = RSSMState(*(x.detach() for x in start))
-        feats, actions = [state.feature()], []
+        feats, actions, raws = [state.feature()], [], []
         for _ in range(self.cfg.horizon):
-            action = self.act(feats[-1].detach(), explore=True)
+            raws.append(self.actor(feats[-1].detach()))
+            action = self._dist(raws[-1]).rsample()
             state = rssm.img_step(state, action)
             feats.append(state.feature())
             actions.append(action)
-        return torch.stack(feats, 0), torch.stack(actions, 0)
+        return torch.stack(feats, 0), torch.stack(actions, 0), torch.stack(raws, 0)
 
     def train_step(self, rssm: RSSM, start: RSSMState,
                    reward_fn: Callable[[torch.Tensor], torch.Tensor],
-                   world_modules: tuple[nn.Module, ...]) -> dict[str, torch.Tensor]:
+                   world_modules: tuple[nn.Module, ...], fast: bool = True
+                   ) -> dict[str, torch.Tensor]:
         """One actor and one critic update from posterior states `start` [N, ...].
 
         `reward_fn(features [..., F]) -> [...]` is the behavioural reward head's mean;
         `world_modules` are held fixed while the actor's loss backpropagates through them.
+        `fast` reuses the actor outputs that drew the imagined actions for the entropy term;
+        the reference path (False) runs the actor again on the detached features, as DreamerV2
+        does. Both inputs are the same tensors under the same weights, so the two give the same
+        losses and gradients up to float summation order (tests/rl/test_fast_path.py).
         """
         cfg = self.cfg
         with frozen(*world_modules, self.critic):
-            feats, _ = self.imagine(rssm, start)                       # [H + 1, N, F]
-            reward = reward_fn(feats[1:])                               # r_t on leaving state t
-            value = self.slow_critic(feats).squeeze(-1)                 # [H + 1, N]
-            discount = torch.full_like(reward, cfg.discount)
-            target = lambda_return(reward, value[:-1], discount, value[-1], cfg.lambda_)
-            # The weight of step t is the probability of still being alive there: gamma^t.
-            weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0)
-            raw = self.actor(feats[:-1].detach())                       # [H, N, 2A]
-            entropy = self._dist(raw).entropy()                         # [H, N]
-            scale = (self.return_scale.update(target) if self.return_scale is not None
-                     else target.new_ones(()))
-            actor_loss = -(weight * (target / scale + cfg.actor_entropy * entropy)).mean()
-            actor_loss = actor_loss + self.saturation_penalty(raw)
-        self.actor_opt.zero_grad(set_to_none=True)
-        if int(self.updates) >= cfg.actor_delay:
-            actor_loss.backward()
-            actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
-            self.actor_opt.step()
-        else:       # the world model and critic learn; the actor waits (behavior.actor_delay)
-            actor_norm = actor_loss.new_zeros(())
+            with record_function("cwm.update.imagine"):
+                feats, _, raws = self.imagine(rssm, start)             # [H + 1, N, F]
+            with record_function("cwm.update.actor"):
+                reward = reward_fn(feats[1:])                           # r_t on leaving state t
+                value = self.slow_critic(feats).squeeze(-1)             # [H + 1, N]
+                discount = torch.full_like(reward, cfg.discount)
+                target = lambda_return(reward, value[:-1], discount, value[-1], cfg.lambda_)
+                # The weight of step t is the probability of still being alive there: gamma^t.
+                weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0)
+                raw = raws if fast else self.actor(feats[:-1].detach())  # [H, N, 2A]
+                entropy = self._dist(raw).entropy()                     # [H, N]
+                scale = (self.return_scale.update(target) if self.return_scale is not None
+                         else target.new_ones(()))
+                actor_loss = -(weight * (target / scale + cfg.actor_entropy * entropy)).mean()
+                actor_loss = actor_loss + self.saturation_penalty(raw)
+        with record_function("cwm.update.actor"):
+            self.actor_opt.zero_grad(set_to_none=True)
+            if int(self.updates) >= cfg.actor_delay:
+                actor_loss.backward()
+                actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+                self.actor_opt.step()
+            else:   # the world model and critic learn; the actor waits (behavior.actor_delay)
+                actor_norm = actor_loss.new_zeros(())
 
-        value_pred = self.critic(feats[:-1].detach()).squeeze(-1)
-        critic_loss = (0.5 * (value_pred - target.detach()).square() * weight).mean()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        critic_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
-        self.critic_opt.step()
+        with record_function("cwm.update.critic"):
+            value_pred = self.critic(feats[:-1].detach()).squeeze(-1)
+            critic_loss = (0.5 * (value_pred - target.detach()).square() * weight).mean()
+            self.critic_opt.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            critic_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+            self.critic_opt.step()
 
         self.updates += 1
         if int(self.updates) % cfg.slow_critic_every == 0:
@@ -223,5 +238,6 @@ class ActorCritic(nn.Module):
         return {"actor": self.actor_opt.state_dict(), "critic": self.critic_opt.state_dict()}
 
     def load_optim_state(self, state: dict) -> None:
-        self.actor_opt.load_state_dict(state["actor"])
-        self.critic_opt.load_state_dict(state["critic"])
+        for name, opt in (("actor", self.actor_opt), ("critic", self.critic_opt)):
+            opt.load_state_dict(state[name])
+            set_fused(opt, self.fused)

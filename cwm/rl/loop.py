@@ -131,8 +131,9 @@ def load_rl_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-# Budget and cadence: the loop settings a resumed run may change.
-_RESUME_FREE = ("steps", "eval_every", "eval_episodes", "log_every", "ckpt_every")
+# Budget, cadence and the update's path (the same numerics either way): the loop settings a
+# resumed run may change.
+_RESUME_FREE = ("steps", "eval_every", "eval_episodes", "log_every", "ckpt_every", "fast_update")
 
 
 def resume_config(cfg: RLConfig, saved: RLConfig, where: Path) -> RLConfig:

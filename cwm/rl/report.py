@@ -2,9 +2,10 @@
 
 Each run directory written by `cwm-rl` holds `config.json` (with `env`, `task`, `agent`, `seed`)
 and `metrics.jsonl`, whose evaluation rows carry `step` (environment steps) and `eval_return`
-(plus `eval_success` on Meta-world). Runs are grouped by (env, task, agent); at every evaluation
-step shared by the group we report the mean and the interquartile mean (IQM, robust to one
-lucky or unlucky seed) with percentile-bootstrap 95% intervals over seeds. Published APV and
+(plus `eval_success` on Meta-world). Runs are grouped by (env, task, agent, pre-trained or
+not: `arm_name`); at every evaluation step shared by the group we report the mean and the
+interquartile mean (IQM, robust to one lucky or unlucky seed) with percentile-bootstrap 95%
+intervals over seeds, and on Meta-world the first step whose IQM success reaches 0.5. Published APV and
 DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are overlaid when present,
 and with `baseline_episodes` > 0 the scores of the fixed random and zero-action policies
 (`cwm.rl.baselines`) are measured on each task and shown beside the curves.
@@ -93,8 +94,19 @@ def load_run(path: str | Path) -> RunCurve:
             points[int(row["step"])] = float(row[metric])
     steps = np.array(sorted(points), dtype=np.int64)
     values = np.array([points[s] for s in steps], dtype=np.float64)
-    return RunCurve(path, env, str(cfg.get("task")), str(cfg.get("agent", "contextwm")),
-                    int(cfg.get("seed", 0)), steps, values)
+    return RunCurve(path, env, str(cfg.get("task")), arm_name(cfg), int(cfg.get("seed", 0)),
+                    steps, values)
+
+
+def arm_name(cfg: dict) -> str:
+    """The group a run belongs to: its agent, marked `+pretrained` when it started from a
+    cwm-train checkpoint, so pre-trained and from-scratch runs of one agent stay apart."""
+    agent = str(cfg.get("agent", "contextwm"))
+    return f"{agent}+pretrained" if cfg.get("pretrained") else agent
+
+
+# The success rate whose first crossing the Meta-world summary reports (frames to reach it).
+SUCCESS_LEVEL = 0.5
 
 
 def aggregate(runs: list[RunCurve]) -> list[Row]:
@@ -182,6 +194,11 @@ def _markdown(rows: list[Row], baselines: dict[tuple[str, str], dict[str, float]
     for (env, task, agent), r in last.items():
         lines.append(f"- {env}/{task} {agent}: IQM {r.iqm:.3f} [{r.iqm_low:.3f}, {r.iqm_high:.3f}] "
                      f"at step {r.step} over {r.seeds} seeds")
+        if env == "metaworld":
+            reached = [x.step for x in rows if (x.env, x.task, x.agent) == (env, task, agent)
+                       and x.iqm >= SUCCESS_LEVEL]
+            lines[-1] += (f"; IQM success first >= {SUCCESS_LEVEL} at step {reached[0]}" if reached
+                          else f"; IQM success not >= {SUCCESS_LEVEL} by step {r.step}")
     if baselines:
         lines += ["", f"Fixed reference policies (mean of {episodes} episode(s) each):", ""]
         for (env, task), scores in baselines.items():

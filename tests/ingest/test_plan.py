@@ -67,3 +67,43 @@ def test_same_source_listed_twice_is_ingested_once():
     items = inputs("x.webm") + [VideoInput("x", "x.webm", meta={"split": "validation"})]
     p = plan(items)
     assert p.n_videos == 1 and p.duplicates == ["x.webm"]
+
+
+def _units(p, key):
+    return sorted((u.segments for t in p.tasks for u in t.units if u.video.key_id == key),
+                  key=lambda r: r.first)
+
+
+def test_inputs_stay_whole_when_whole_inputs_already_balance():
+    """The 10-video folder of bench/ingest_scale.py: 2 x 720p + 8 x 320x240, 20 s each. Two
+    workers each take one 720p file and four small ones; a split would only add pre-roll."""
+    items = inputs("big0.mp4", "big1.mp4", *(f"s{i}.mp4" for i in range(8)))
+    probes = {**{f"big{i}": Probe(frames=500, fps=25, width=1280, height=720) for i in range(2)},
+              **{f"s{i}": Probe(frames=500, fps=25, width=320, height=240) for i in range(8)}}
+    p = plan(items, probes, slots=2)
+    assert p.n_units == 10 and all(u.segments == SegmentRange() for t in p.tasks for u in t.units)
+    # 2 x 90 s + 8 x 4 s: each worker one long video and four short ones
+    items = inputs("l0.mp4", "l1.mp4", *(f"s{i}.mp4" for i in range(8)))
+    probes = {**{f"l{i}": Probe(frames=2250, fps=25, width=320, height=240) for i in range(2)},
+              **{f"s{i}": Probe(frames=100, fps=25, width=320, height=240) for i in range(8)}}
+    assert plan(items, probes, slots=2).n_units == 10
+
+
+def test_inputs_are_split_when_whole_ones_leave_a_worker_idle():
+    one = inputs("tenmin.mp4")
+    probes = {"tenmin": Probe(frames=15_000, fps=25, width=320, height=240)}
+    assert len(_units(plan(one, probes, slots=2), "tenmin")) == 8       # 4 tasks per worker
+    # three equal videos on two workers: whole, one worker would do two of them
+    items = inputs("a.mp4", "b.mp4", "c.mp4")
+    probes = {k: Probe(frames=1500, fps=25, width=320, height=240) for k in "abc"}
+    assert plan(items, probes, slots=2).n_units > 3
+    assert plan(items, probes, slots=3).n_units == 3
+
+
+def test_a_very_long_input_is_split_even_on_one_worker():
+    """No unit holds more than MAX_UNIT_SEGMENTS segments (~370 MB of frames in memory)."""
+    items = inputs("day.mp4")
+    probes = {"day": Probe(frames=25 * 3600, fps=25, width=320, height=240)}   # 1,800 segments
+    ranges = _units(plan(items, probes, slots=1), "day")
+    assert len(ranges) == 3 and ranges[0].first == 0 and ranges[-1].end is None
+    assert all(b.first - a.first <= 600 for a, b in zip(ranges, ranges[1:]))

@@ -172,29 +172,29 @@ def test_shards_mix_sources_and_do_not_depend_on_the_task_cut(tmp_path, monkeypa
     for i in range(4):
         encode(src / f"short{i}.mp4", moving(24, seed=10 + i))
     outputs = {}
-    for per_slot in (1, 8):                      # 1: nothing split; 8: the long input in ranges
-        monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", per_slot)
-        out = tmp_path / f"out{per_slot}"
+    for longest in (600, 4):            # 600 segments: nothing split; 4: the long input in ranges
+        monkeypatch.setattr("cwm.ingest.plan.MAX_UNIT_SEGMENTS", longest)
+        out = tmp_path / f"out{longest}"
         lines = []
         summary = ingest(config(src, out, shard_samples=5), log=lines.append)
         assert summary.ok and summary.totals["ok"] == 5
         units = int(lines[0].split(" units)")[0].rsplit("(", 1)[1])
-        assert (units == 5) if per_slot == 1 else (units > 5)
-        outputs[per_slot] = {p.name: p.read_bytes() for p in sorted(out.glob("*.tar"))}
-    assert outputs[1] == outputs[8]
+        assert (units == 5) if longest == 600 else (units > 5)
+        outputs[longest] = {p.name: p.read_bytes() for p in sorted(out.glob("*.tar"))}
+    assert outputs[600] == outputs[4]
 
-    samples = read_all(tmp_path / "out8")
-    assert len(samples) == 300 // 12 + 4 * 2 and len(outputs[8]) == -(-len(samples) // 5)
+    samples = read_all(tmp_path / "out4")
+    assert len(samples) == 300 // 12 + 4 * 2 and len(outputs[4]) == -(-len(samples) // 5)
     shards_of, mixed = {}, 0
-    for name, blob in outputs[8].items():
+    for name, blob in outputs[4].items():
         with tarfile.open(fileobj=__import__("io").BytesIO(blob)) as tar:
             ids = {m.name.split(".", 1)[0].rsplit("_", 1)[0] for m in tar}
         mixed += len(ids) >= 2
         for video_id in ids:
             shards_of.setdefault(video_id, set()).add(name)
-    assert mixed >= len(outputs[8]) // 2                    # shards mix sources
+    assert mixed >= len(outputs[4]) // 2                    # shards mix sources
     assert len(shards_of["long"]) >= 3                      # a long source spread over shards
-    index = json.loads((tmp_path / "out8" / "_index.json").read_text())
+    index = json.loads((tmp_path / "out4" / "_index.json").read_text())
     assert index["totals"]["videos"] == 5 and index["totals"]["samples"] == len(samples)
 
 
@@ -205,13 +205,12 @@ def test_a_range_whose_seek_fails_is_decoded_from_the_start_and_counted(tmp_path
     src = tmp_path / "src"
     src.mkdir()
     encode(src / "long.mp4", np.concatenate([moving(120, seed=k) for k in range(2)]))
-    monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", 1)
     ingest(config(src, tmp_path / "whole", shard_samples=5), log=lambda _: None)
 
     def seek_fails(*args, **kwargs):
         raise decode._SeekFailed("as if the demuxer could not seek")
 
-    monkeypatch.setattr("cwm.ingest.plan.TASKS_PER_SLOT", 8)
+    monkeypatch.setattr("cwm.ingest.plan.MAX_UNIT_SEGMENTS", 4)
     monkeypatch.setattr(decode, "_decode_by_seeking", seek_fails)
     lines = []
     summary = ingest(config(src, tmp_path / "split", shard_samples=5), log=lines.append)

@@ -82,3 +82,30 @@ def test_export_minari_then_replay_from_it(tmp_path):
         with h5py.File(p) as f:
             workers[int(f.attrs["worker"])] = workers.get(int(f.attrs["worker"]), 0) + len(f["reward"])
     assert workers[1] == 501
+
+
+def test_model_like_takes_a_checkpoints_sizes_with_fresh_weights(tmp_path):
+    # The from-scratch arm of a pre-training comparison: the pre-trained arm's model sizes
+    # (here not the tiny preset's own), no weights loaded.
+    import dataclasses
+    import json
+
+    from cwm.model.checkpoint import latest_checkpoint
+    from cwm.model.config import make_config
+    from cwm.model.train import train as pretrain
+    from tests.model.shards import write_clip_shards
+
+    spec = write_clip_shards(tmp_path / "shards", n_clips=4, length=10)
+    cfg = make_config("tiny", "contextwm", steps=2, ckpt_every=2, picture_every=1000, log_every=1)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, deter=24, hidden=24))
+    pretrain(cfg, spec, tmp_path / "pre", device="cpu", progress=False, echo=lambda s: None)
+    ckpt = str(latest_checkpoint(tmp_path / "pre"))
+    assert "pass one of them" in fails("--env", "dmc", "--pretrained", ckpt, "--model-like", ckpt,
+                                       "--out", str(tmp_path / "both"))
+    assert "not dreamerv2" in fails("--env", "dmc", "--agent", "dreamerv2", "--model-like", ckpt,
+                                    "--out", str(tmp_path / "kind"))
+    run = tmp_path / "run"
+    run_rl("--env", "dmc", "--out", str(run), "--steps", "110", "--model-like", ckpt, *TINY)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["deter"] == 24 and saved["model"]["hidden"] == 24
+    assert saved["pretrained"] is None

@@ -51,6 +51,10 @@ def test_resume_may_change_budget_and_cadence_only():
     cfg = resume_config(asked, saved, Path("run"))
     assert (cfg.loop.steps, cfg.loop.eval_every) == (50_000, 5000)
     assert cfg.behavior == saved.behavior
+    # The update's path computes the same numbers either way (tests/rl/test_fast_path.py).
+    assert saved.loop.fast_update
+    reference = apply_settings(asked, ["loop.fast_update=false"])
+    assert not resume_config(reference, saved, Path("run")).loop.fast_update
     for other, what in ((make_rl_config("dmc", preset="small"), "behavior.actor_raw_bound = 2.0"),
                         (apply_settings(asked, ["loop.train_every=8"]), "loop.train_every = 4"),
                         (apply_settings(asked, ["learn.free_nats=0"]), "learn.free_nats = 1.0")):

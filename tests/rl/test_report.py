@@ -7,10 +7,12 @@ from cwm.errors import UserError
 from cwm.rl.report import bootstrap_interval, interquartile_mean, reference_curves, write_report
 
 
-def _fake_run(root, seed, values, env="metaworld", task="reach", agent="contextwm"):
-    run = root / f"{agent}-{seed}"
+def _fake_run(root, seed, values, env="metaworld", task="reach", agent="contextwm",
+              pretrained=None):
+    run = root / f"{agent}-{seed}{'-pre' if pretrained else ''}"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"env": env, "task": task, "agent": agent, "seed": seed}))
+    (run / "config.json").write_text(json.dumps({"env": env, "task": task, "agent": agent,
+                                                 "seed": seed, "pretrained": pretrained}))
     lines = [json.dumps({"step": 1000 * (i + 1), "eval_success": v}) for i, v in enumerate(values)]
     lines.insert(1, json.dumps({"step": 1500, "loss": 3.0}))  # training rows are ignored
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n{\"step\": 9")  # cut-off last line
@@ -58,3 +60,14 @@ def test_report_measures_reference_policies(tmp_path):
     scores = dict(part.split() for part in line.split(": ", 1)[1].split(", "))
     assert 100 < float(scores["random"]) < 500
     assert float(scores["zero"]) > 600
+
+
+def test_pretrained_and_scratch_runs_are_separate_arms_with_frames_to_half_success(tmp_path):
+    scratch = [_fake_run(tmp_path, s, [0.0, 0.2, 0.4]) for s in range(3)]
+    pre = [_fake_run(tmp_path, s, [0.1, 0.6, 0.9], pretrained="ckpt.pt") for s in range(3)]
+    text = write_report(scratch + pre, tmp_path / "report")["md"].read_text()
+    assert "| metaworld | reach | contextwm | 3000 | 3 |" in text
+    assert "| metaworld | reach | contextwm+pretrained | 3000 | 3 |" in text
+    assert "reach contextwm+pretrained: IQM 0.900" in text
+    assert "IQM success first >= 0.5 at step 2000" in text
+    assert "IQM success not >= 0.5 by step 3000" in text

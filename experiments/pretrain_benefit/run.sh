@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Issue 13: does pre-training on action-free video make Meta-world RL more sample-efficient?
+#   1. videos: `cwm-ingest sim` episodes of every scripted Meta-world task except the targets,
+#      plus a few held-out episodes of the targets (for prediction pictures only);
+#   2. pre-training: ContextWM and the plain world model, `small` preset, on those videos;
+#   3. fine-tuning: 4 arms x target tasks x seeds, cwm-rl `small` preset, --render fast:
+#        contextwm-pre      ContextWM, --pretrained
+#        contextwm-scratch  the same agent and sizes (--model-like), fresh weights
+#        plain-pre          plain world model, --pretrained
+#        dreamerv2          DreamerV2 from scratch (its preset sizes)
+#   4. reports: `cwm-rl report --baselines` per task (success-rate curves, IQM, 95% intervals),
+#      `cwm-train predict` on the held-out targets' videos.
+# Usage: bash experiments/pretrain_benefit/run.sh [RUNS_DIR]   (repository root, venv active)
+#   Sizes from the environment: EPISODES (per pre-training task, 10), PRE_STEPS (pre-training
+#   steps, 20000), FRAMES (fine-tuning frames = agent steps on Meta-world, 50000), SEEDS ("0 1 2"),
+#   FINETUNE ("reach drawer-open"), ARMS (all four), JOBS (runs at once, 2).
+#   SMOKE=1: the whole pipeline at toy sizes (two pre-training tasks, tiny presets) in minutes.
+#   Every stage resumes: rerun with the same RUNS_DIR (a larger FRAMES goes on from there).
+set -euo pipefail
+RUNS=${1:-runs/pretrain_benefit}
+HERE=$(cd "$(dirname "$0")" && pwd)
+export MUJOCO_GL=${MUJOCO_GL:-egl}
+TARGETS=reach,drawer-open,door-lock,button-press-topdown     # never in the pre-training videos
+FINETUNE=${FINETUNE:-reach drawer-open}
+SEEDS=${SEEDS:-0 1 2}
+ARMS=${ARMS:-contextwm-pre contextwm-scratch plain-pre dreamerv2}
+JOBS=${JOBS:-2}
+if [[ ${SMOKE:-0} == 1 ]]; then
+  PRE_TASKS=(--tasks window-open,faucet-close); EPISODES=1; MAXSTEPS=(--max-steps 40)
+  PRE=(--preset tiny --steps 4 --ckpt-every 4 --picture-every 4 --log-every 2)
+  RL=(--preset tiny --steps 120 --eval-every 60 --eval-episodes 1); HELDOUT_EPISODES=1
+  REPORT=$RUNS/report
+else
+  PRE_TASKS=(--tasks all --exclude "$TARGETS"); EPISODES=${EPISODES:-10}; MAXSTEPS=()
+  PRE=(--preset small --steps "${PRE_STEPS:-20000}")
+  RL=(--preset small --steps "${FRAMES:-50000}"); HELDOUT_EPISODES=4
+  REPORT=$HERE
+fi
+mkdir -p "$RUNS"
+RUNS=$(cd "$RUNS" && pwd)
+log() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+log "1. videos"
+cwm-ingest sim "${PRE_TASKS[@]}" --episodes "$EPISODES" "${MAXSTEPS[@]}" --render fast \
+  --no-progress --out "$RUNS/videos/pretrain"
+cwm-ingest sim --tasks "$TARGETS" --episodes "$HELDOUT_EPISODES" "${MAXSTEPS[@]}" --render fast \
+  --seed 1000 --no-progress --out "$RUNS/videos/heldout"
+
+log "2. pre-training"
+for model in contextwm plain; do
+  cwm-train --shards "$RUNS/videos/pretrain" --model "$model" "${PRE[@]}" --no-progress \
+    --out "$RUNS/pretrain/$model" > "$RUNS/pretrain-$model.log" 2>&1
+  cwm-train predict "$RUNS/pretrain/$model" --shards "$RUNS/videos/heldout" \
+    --out "$RUNS/pretrain/$model/heldout" >> "$RUNS/pretrain-$model.log" 2>&1
+done
+ckpt() { ls "$RUNS/pretrain/$1/checkpoints/"*.pt | sort | tail -1; }
+
+log "3. fine-tuning"
+arm_args() {
+  case $1 in
+    contextwm-pre)     echo "--agent contextwm --pretrained $(ckpt contextwm)" ;;
+    contextwm-scratch) echo "--agent contextwm --model-like $(ckpt contextwm)" ;;
+    plain-pre)         echo "--agent plain --pretrained $(ckpt plain)" ;;
+    dreamerv2)         echo "--agent dreamerv2" ;;
+  esac
+}
+for task in $FINETUNE; do
+  for arm in $ARMS; do
+    for seed in $SEEDS; do
+      out=$RUNS/rl/$task/$arm/seed$seed
+      mkdir -p "$(dirname "$out")"
+      # shellcheck disable=SC2046  # arm_args is a word list
+      cwm-rl --env metaworld --task "$task" --render fast --seed "$seed" "${RL[@]}" \
+        $(arm_args "$arm") --no-progress --out "$out" >> "$out.log" 2>&1 &
+      while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || log "a run failed: see its .log"; done
+    done
+  done
+done
+wait
+
+log "4. reports"
+for task in $FINETUNE; do
+  cwm-rl report "$RUNS/rl/$task"/*/seed* --out "$REPORT/$task" --baselines 5
+done
+log "done: $REPORT"
