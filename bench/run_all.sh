@@ -16,7 +16,8 @@ python bench/ingest_sim.py --episodes 2 --steps 100 --repeats 3
 python bench/shards_loader.py --repeats 5 --clips 4000 --workdir "$work/shards"
 python bench/rl_env_speed.py --steps 60 --repeats 3
 cwm-ingest synthetic --out "$work/model_shards" --no-progress
-python bench/model_step.py --shards "$work/model_shards" --rounds 2 --steps 2
+python bench/model_step.py --shards "$work/model_shards" --rounds 2 --steps 2 --speeds eager,auto
+python bench/pretrain_vs_upstream.py --steps 2  # upstream side skipped without ${CWM_UPSTREAM:-/tmp/upstream}
 python bench/rl_loop_speed.py --env-steps 100 --updates 1 --policy-steps 30 --batch-size 8
 # Needs upstream's set-up (experiments/rl_parity/README.md); skipped without it.
 if [ -x "${UPSTREAM:-/tmp/upstream}/venv/bin/python" ]; then

@@ -1,7 +1,7 @@
 """`cwm-train`: pre-train a world model on video shards; `cwm-train predict`: pictures on demand.
 
     cwm-train --shards 'shards/<0000..0999>.tar' [--out runs/contextwm-paper] [--preset paper]
-              [--model contextwm] [--steps N] [--seed S] [--device auto] [--compile] ...
+              [--model contextwm] [--steps N] [--seed S] [--device auto] [--speed auto] ...
     cwm-train predict RUN --shards SPEC
 
 Argument parsing only: the work is `cwm.model.train.train` / `predict`.
@@ -13,7 +13,8 @@ import click
 
 from cwm.cli.common import POSITIVE_FLOAT, POSITIVE_INT, SEED, Number, device_option, run_cli
 from cwm.errors import UserError
-from cwm.model.config import MODEL_KINDS, PRESETS, SAMPLE_BY, make_config, max_loader_workers
+from cwm.model.config import (MODEL_KINDS, PRESETS, SAMPLE_BY, SPEEDS, make_config,
+                              max_loader_workers)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +28,11 @@ from cwm.model.config import MODEL_KINDS, PRESETS, SAMPLE_BY, make_config, max_l
 @click.option("--steps", type=POSITIVE_INT, default=None, help="Total gradient steps (preset default).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @device_option()
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the training step.")
+@click.option("--speed", type=click.Choice(SPEEDS), default="auto", show_default=True,
+              help="compiled: channels-last + torch.compile (compiled code cached in "
+                   "~/.cache/cwm, so minutes once per machine); eager: channels-last, no "
+                   "compilation; reference: the plain eager model the others are checked "
+                   "against; auto: compiled for the paper preset, else eager.")
 @click.option("--batch-size", type=POSITIVE_INT, default=None, help="Clips per step over all processes.")
 @click.option("--seq-len", type=Number(int, low=2), default=None, help="Frames per clip.")
 @click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Adam learning rate.")
@@ -41,7 +46,7 @@ from cwm.model.config import MODEL_KINDS, PRESETS, SAMPLE_BY, make_config, max_l
                    "upstream); segment: every window of the data equally likely.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
-def cli(ctx, shards, out, preset, kind, steps, seed, device, compile_, batch_size, seq_len, lr,
+def cli(ctx, shards, out, preset, kind, steps, seed, device, speed, batch_size, seq_len, lr,
         ckpt_every, picture_every, log_every, workers, sample_by, no_progress):
     """Pre-train a ContextWM (or a baseline) world model on video shards."""
     if ctx.invoked_subcommand is not None:
@@ -53,7 +58,7 @@ def cli(ctx, shards, out, preset, kind, steps, seed, device, compile_, batch_siz
     cfg = make_config(preset, kind, seed, steps=steps, batch_size=batch_size, seq_len=seq_len,
                       lr=lr, ckpt_every=ckpt_every, picture_every=picture_every,
                       log_every=log_every, num_workers=workers, sample_by=sample_by)
-    train(cfg, shards, out or f"runs/{kind}-{preset}", device=device, compile=compile_,
+    train(cfg, shards, out or f"runs/{kind}-{preset}", device=device, speed=speed,
           progress=not no_progress, echo=click.echo)
 
 

@@ -25,6 +25,7 @@ from cwm.values import MAX_SEED, check
 MODEL_KINDS = ("contextwm", "plain", "dreamerv2")
 PRESETS = ("paper", "small", "tiny")
 SAMPLE_BY = ("video", "segment")
+SPEEDS = ("auto", "compiled", "eager", "reference")  # how a step runs: cwm.model.fast
 IMAGE_SIZE = 64
 
 

@@ -27,6 +27,9 @@ from cwm.model.residual import ResidualBlock
 
 
 class ResNetDecoder(nn.Module):
+    # Layout of the first map; `cwm.model.fast` sets channels-last so every conv runs NHWC.
+    memory_format = torch.contiguous_format
+
     def __init__(self, feat_dim: int, depth: int = 48, stages: int = 3, blocks: int = 2,
                  context: bool = False, attn_resolutions: tuple[int, ...] = (8, 16),
                  heads: int = 4, dropout: float = 0.1, token_drop: float = 0.75,
@@ -58,7 +61,8 @@ class ResNetDecoder(nn.Module):
                 context: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
         lead = feat.shape[:-1]
         x = self.linear(feat.reshape(-1, feat.shape[-1]))
-        x = x.reshape(-1, self.top_ch, self.side, self.side)
+        x = x.reshape(-1, self.top_ch, self.side, self.side).contiguous(
+            memory_format=self.memory_format)
         for stage in self.stages:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
             for block in stage:

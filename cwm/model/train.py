@@ -35,6 +35,7 @@ from cwm.model.checkpoint import (check_compatible, checkpoint_path, latest_chec
                                   load_checkpoint, prune_checkpoints, save_checkpoint,
                                   set_rng_state)
 from cwm.model.config import RunConfig, format_config
+from cwm.model.fast import prepare, resolve_speed, uses_fused_optimizer, wrap
 from cwm.model.metrics import MetricsLogger
 from cwm.model.pictures import write_pictures
 from cwm.model.runtime import Runtime, setup_runtime, teardown_runtime
@@ -47,14 +48,17 @@ def data_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7_919) % (2 ** 31 - 1)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig, fused: bool = False
+                   ) -> torch.optim.Optimizer:
     """Adam(lr, eps) with DreamerV2's decoupled per-step weight decay p <- (1 - wd) p.
 
     AdamW decays by lr * weight_decay per step, so weight_decay = wd / lr gives exactly that.
+    `fused`: one kernel over all parameters instead of ~10 small ops per parameter (the same
+    update to float rounding; its state dict is interchangeable with the for-loop one's).
     """
     t = cfg.train
     return torch.optim.AdamW(model.parameters(), lr=t.lr, eps=t.adam_eps,
-                             weight_decay=t.weight_decay / t.lr)
+                             weight_decay=t.weight_decay / t.lr, fused=fused or None)
 
 
 def peak_rss_mib() -> float:
@@ -99,19 +103,21 @@ class _Window:
 
 
 def train(cfg: RunConfig, shards: str, run_dir: str | Path, *, device: str = "auto",
-          compile: bool = False, progress: bool = True,
+          speed: str = "auto", progress: bool = True,
           echo: Callable[[str], None] = print) -> dict:
-    """Train (or resume) the run in `run_dir` on the clips of `shards`; returns a summary dict."""
+    """Train (or resume) the run in `run_dir` on the clips of `shards`; returns a summary dict.
+    `speed`: how the step runs (`cwm.model.fast`); every choice trains the same model."""
     from cwm.shards.loader import make_clip_loader
     from cwm.shards.spec import resolve_spec
 
     resolve_spec(shards)  # a bad or empty spec fails here, before anything is written
+    speed = resolve_speed(speed, cfg.preset)
     rt = setup_runtime(device)
     lock = None
     try:
         # One job per run directory: its rank 0 owns it (other ranks write nothing there).
         lock = DirLock(run_dir, "cwm-train") if rt.is_main else None
-        summary = _train(cfg, shards, Path(run_dir), rt, compile, progress, echo, make_clip_loader)
+        summary = _train(cfg, shards, Path(run_dir), rt, speed, progress, echo, make_clip_loader)
         # Every rank finishes before any tears the group down: a gloo rank whose peer destroys
         # the group while its own last collective is still in flight can abort at exit.
         # (Not in `finally`: after one rank's error the others would wait here forever.)
@@ -123,7 +129,7 @@ def train(cfg: RunConfig, shards: str, run_dir: str | Path, *, device: str = "au
         teardown_runtime(rt)
 
 
-def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: bool,
+def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, speed: str,
            progress: bool, echo, make_clip_loader) -> dict:
     t = cfg.train
     if t.batch_size % rt.world_size:
@@ -142,7 +148,8 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
         _, bn_message = sync_batchnorm(model, rt.device)
         if rt.is_main:
             echo(bn_message)
-    optimizer = make_optimizer(model, cfg)
+    how = prepare(model, speed)
+    optimizer = make_optimizer(model, cfg, fused=uses_fused_optimizer(speed))
     start_step, clips_seen = 0, 0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -163,6 +170,7 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
                                              "device": str(rt.device), "parameters": counts})
         echo(format_config(cfg, counts["total"]))
         echo(f"device = {rt.device}" + (f" x {rt.world_size} processes" if rt.distributed else ""))
+        echo(how)
         echo(f"resuming {run_dir} from step {start_step} ({ckpt_path})" if ckpt_path
              else f"starting {run_dir}")
 
@@ -179,8 +187,7 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, compile: boo
     if rt.distributed:
         net = DistributedDataParallel(
             model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    if compile:
-        net = torch.compile(net)
+    net = wrap(net, speed)
 
     logger = MetricsLogger(run_dir, start_step, enabled=rt.is_main)
     bar = tqdm(total=t.steps, initial=start_step, unit="step", dynamic_ncols=True,

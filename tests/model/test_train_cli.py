@@ -114,6 +114,16 @@ def test_user_errors_are_one_line(tmp_path):
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], out.stderr
     assert not (tmp_path / "r2").exists()
+    bad = subprocess.run(_cmd(spec, tmp_path / "r4", "--speed", "turbo"), cwd=REPO, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Invalid value for '--speed'" in bad.stderr
+    # A run started on one speed path (tiny's default: eager, channels-last, fused AdamW)
+    # resumes on another: the checkpoints are the same.
+    again = subprocess.run(_cmd(spec, run, "--steps", "2", "--speed", "reference"), cwd=REPO,
+                           env=ENV, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "speed = eager" in first.stdout and "speed = reference" in again.stdout
+    assert "resuming" in again.stdout and [s for s, _ in list_checkpoints(run)][-1] == 2
 
 
 def test_torchrun_two_cpu_processes(tmp_path):
