@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 
 import mujoco
 import numpy as np
@@ -24,6 +23,8 @@ from cwm.ingest.sources import ADAPTERS, sim
 from cwm.ingest.sources.base import VideoInput
 from cwm.shards.format import decode_frames, decode_meta
 from cwm.shards.verify import verify
+
+from tests.ingest.test_run import read_all
 
 # Probing a backend costs a subprocess per process (the workers inherit the choice).
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -40,16 +41,6 @@ def config(out, scheduler="inline", workers=None, timeout=300.0, **source) -> In
     return IngestConfig(dataset="sim", src="", out=str(out), frames=frames, shard_samples=2,
                         source_options=options, scheduler=scheduler, workers=workers,
                         progress=False)
-
-
-def read_all(out) -> dict[str, dict]:
-    samples = {}
-    for path in sorted(out.glob("*.tar")):
-        with tarfile.open(path) as tar:
-            for member in tar:
-                key, field = member.name.split(".", 1)
-                samples.setdefault(key, {"__key__": key})[field] = tar.extractfile(member).read()
-    return samples
 
 
 def physics(env):

@@ -18,18 +18,14 @@ import torch
 from cwm.rl.agent import make_agent
 from cwm.rl.config import apply_settings, make_rl_config
 
+from tests.rl.test_agent import _batch as agent_batch
+
 torch.set_num_threads(1)
 RTOL, ATOL = 1e-5, 1e-8
 
 
-def _batch(b=2, t=8, action_dim=1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    is_first = torch.zeros(b, t, dtype=torch.bool)
-    is_first[:, 0] = True
-    return {"image": torch.randint(0, 256, (b, t, 64, 64, 3), generator=g, dtype=torch.uint8),
-            "action": torch.rand(b, t, action_dim, generator=g) * 2 - 1,
-            "reward": torch.rand(b, t, generator=g),
-            "is_first": is_first}
+def _batch():
+    return agent_batch(action_dim=1)
 
 
 def _one_update(cfg, fast: bool):
