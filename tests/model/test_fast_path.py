@@ -4,11 +4,14 @@ On a fixed batch and the same random draws, the `eager` and `compiled` paths mus
 reference path's loss and gradients, and the fused optimizer the for-loop one's update, up to
 float32 rounding: channels-last convolutions, compiled kernels and the fused update sum in other
 orders. Tolerance: loss within 1e-5 relative; every gradient tensor within 1e-4 x its own
-largest |gradient| (measured: loss 1e-6, gradients 2e-5 for eager and compiled). The attention's
+largest |gradient| or 1e-4 x the model's largest, whichever is larger (measured: loss 1e-6,
+gradients 2e-5 for eager and compiled; a conv bias before a BatchNorm, whose exact gradient is
+zero, only meets the second). The attention's
 key/value and output biases are the exception: their exact gradient is zero (softmax ignores a
 shift of the keys, the BatchNorm after the attention a shift of its output), so both paths only
-hold rounding noise there, which must stay below 1e-5 x the model's largest |gradient|
-(measured 3e-6). The fused AdamW must move every parameter as the for-loop one within 1e-6 over
+hold rounding noise there, which must stay below 1e-4 x the model's largest |gradient|
+(measured 3e-6 with torch on 2 threads, 1.1e-5 on 1 thread, where the whole test suite runs
+and the reference path's own noise alone reaches it). The fused AdamW must move every parameter as the for-loop one within 1e-6 over
 two steps on the same gradients. A real change of the model (one BatchNorm's eps) fails.
 """
 
@@ -30,7 +33,7 @@ from cwm.model.world_model import WorldModel
 from tests.model.clips import moving_squares
 
 LOSS_RTOL = 1e-5
-GRAD_RTOL, ZERO_GRAD_RTOL = 1e-4, 1e-5
+GRAD_RTOL, ZERO_GRAD_RTOL = 1e-4, 1e-4
 ZERO_IN_EXACT_ARITHMETIC = ("attention.kv_proj.bias", "attention.out_proj.bias")
 STEP_ATOL = 1e-6
 
@@ -58,7 +61,9 @@ def _assert_same(ref, fast):
             for grad in (g, grads_f[name]):
                 assert grad.abs().max() <= ZERO_GRAD_RTOL * scale, f"{name} is not ~0"
             continue
-        tol = GRAD_RTOL * g.abs().max()
+        # A floor at the noise level of the zero gradients above: a conv bias followed by
+        # BatchNorm also has an exact gradient of zero, so its own largest value is noise.
+        tol = max(GRAD_RTOL * g.abs().max(), ZERO_GRAD_RTOL * scale)
         err = (grads_f[name] - g).abs().max()
         assert err <= tol, f"{name}: gradients differ by {float(err):.3g} > {float(tol):.3g}"
 
