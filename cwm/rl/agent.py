@@ -116,7 +116,7 @@ class Agent(nn.Module):
         self.bonus = (KNNBonus(self.wm.rssm.feat_dim, BonusConfig(rule=learn.bonus_rule),
                                seed=cfg.seed)
                       if self.stacked and learn.intrinsic_scale > 0 else None)
-        self.behavior = ActorCritic(feat, action_dim, cfg.behavior, fused=cfg.loop.fast_update)
+        self.behavior = ActorCritic(feat, action_dim, cfg.behavior, fast=cfg.loop.fast_update)
         if m.init == "upstream":
             # The parts built fresh for RL, as upstream's factory builds them (Xavier-uniform
             # weights, zero biases; cwm.model.init); the world model did the same for its own.
@@ -280,8 +280,7 @@ class Agent(nn.Module):
         start = RSSMState(*(x.detach().flatten(0, 1) for x in s_post))
         reward_fn = self.imagined_reward
         metrics.update(self.behavior.train_step(self.s_rssm, start, reward_fn,
-                                                (self.s_rssm, self.reward_beh),
-                                                fast=self.cfg.loop.fast_update))
+                                                (self.s_rssm, self.reward_beh)))
         return metrics
 
     # -- acting ---------------------------------------------------------------------------------

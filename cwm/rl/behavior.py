@@ -106,10 +106,10 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 class ActorCritic(nn.Module):
     """Actor, critic and slow critic over s features [..., F]; `updates` counts training steps."""
 
-    def __init__(self, feat_dim: int, action_dim: int, cfg: BehaviorConfig, fused: bool = True):
+    def __init__(self, feat_dim: int, action_dim: int, cfg: BehaviorConfig, fast: bool = True):
         super().__init__()
         self.cfg = cfg
-        self.fused = fused
+        self.fast = fast        # the update's fast path (loop.fast_update): see train_step
         self.action_dim = action_dim
         self.actor = MLPHead(feat_dim, 2 * action_dim, cfg.layers, cfg.units)
         self.critic = MLPHead(feat_dim, 1, cfg.layers, cfg.units)
@@ -118,9 +118,9 @@ class ActorCritic(nn.Module):
         self.return_scale = ReturnScale() if cfg.return_norm == "percentile" else None
         # Adam with L2 weight decay as upstream's actor and critic optimisers.
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr, cfg.adam_eps,
-                              cfg.weight_decay, fused)
+                              cfg.weight_decay, fused=fast)
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr, cfg.adam_eps,
-                               cfg.weight_decay, fused)
+                               cfg.weight_decay, fused=fast)
 
     def policy(self, feat: torch.Tensor) -> TruncatedNormal:
         """DreamerV2's `trunc_normal` head: mean tanh-squashed, std in [min_std, 2 + min_std]."""
@@ -173,15 +173,14 @@ class ActorCritic(nn.Module):
 
     def train_step(self, rssm: RSSM, start: RSSMState,
                    reward_fn: Callable[[torch.Tensor], torch.Tensor],
-                   world_modules: tuple[nn.Module, ...], fast: bool = True
-                   ) -> dict[str, torch.Tensor]:
+                   world_modules: tuple[nn.Module, ...]) -> dict[str, torch.Tensor]:
         """One actor and one critic update from posterior states `start` [N, ...].
 
         `reward_fn(features [..., F]) -> [...]` is the behavioural reward head's mean;
         `world_modules` are held fixed while the actor's loss backpropagates through them.
-        `fast` reuses the actor outputs that drew the imagined actions for the entropy term;
-        the reference path (False) runs the actor again on the detached features, as DreamerV2
-        does. Both inputs are the same tensors under the same weights, so the two give the same
+        The fast path (`self.fast`) reuses the actor outputs that drew the imagined actions for
+        the entropy term and steps fused Adams; the reference path runs the actor again on the
+        detached features, as DreamerV2 does. Both inputs are the same tensors under the same weights, so the two give the same
         losses and gradients up to float summation order (tests/rl/test_fast_path.py).
         """
         cfg = self.cfg
@@ -195,7 +194,7 @@ class ActorCritic(nn.Module):
                 target = lambda_return(reward, value[:-1], discount, value[-1], cfg.lambda_)
                 # The weight of step t is the probability of still being alive there: gamma^t.
                 weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0)
-                raw = raws if fast else self.actor(feats[:-1].detach())  # [H, N, 2A]
+                raw = raws if self.fast else self.actor(feats[:-1].detach())  # [H, N, 2A]
                 entropy = self._dist(raw).entropy()                     # [H, N]
                 scale = (self.return_scale.update(target) if self.return_scale is not None
                          else target.new_ones(()))
@@ -240,4 +239,4 @@ class ActorCritic(nn.Module):
     def load_optim_state(self, state: dict) -> None:
         for name, opt in (("actor", self.actor_opt), ("critic", self.critic_opt)):
             opt.load_state_dict(state[name])
-            set_fused(opt, self.fused)
+            set_fused(opt, self.fast)

@@ -318,15 +318,13 @@ def validate(cfg: RLConfig) -> None:
     if (learn.intrinsic_scale > 0 and learn.bonus_rule == "upstream" and loop.seq_len < window):
         raise UserError(f"the upstream video bonus averages {window} steps ahead: seq_len must be "
                         f"at least {window}, got {loop.seq_len} (or learn.bonus_rule=causal)")
-    for key, value, valid in (("learn.reward_transform", learn.reward_transform, REWARD_TRANSFORMS),
+    for key, value, valid in (("learn.bonus_rule", learn.bonus_rule, BONUS_RULES),
+                              ("learn.reward_transform", learn.reward_transform, REWARD_TRANSFORMS),
                               ("behavior.return_norm", behavior.return_norm, RETURN_NORMS)):
         if value not in valid:
             raise UserError(f"{key} must be one of {', '.join(valid)}, got {value!r}")
     if behavior.actor_delay < 0:
         raise UserError(f"behavior.actor_delay must be non-negative, got {behavior.actor_delay}")
-    if learn.bonus_rule not in BONUS_RULES:
-        raise UserError(f"learn.bonus_rule must be one of {', '.join(BONUS_RULES)}, "
-                        f"got {learn.bonus_rule!r}")
     # Updates start after prefill, so each env's stream must by then hold one whole sequence.
     per_env = loop.prefill // cfg.envs
     if per_env < loop.seq_len:

@@ -5,8 +5,9 @@ and `metrics.jsonl`, whose evaluation rows carry `step` (environment steps) and 
 (plus `eval_success` on Meta-world). Runs are grouped by (env, task, agent, pre-trained or
 not: `arm_name`); at every evaluation step shared by the group we report the mean and the
 interquartile mean (IQM, robust to one lucky or unlucky seed) with percentile-bootstrap 95%
-intervals over seeds, and on Meta-world the first step whose IQM success reaches 0.5. Published APV and
-DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are overlaid when present,
+intervals over seeds, and on Meta-world the first step whose IQM success reaches 0.5.
+Published APV and DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are
+overlaid when present,
 and with `baseline_episodes` > 0 the scores of the fixed random and zero-action policies
 (`cwm.rl.baselines`) are measured on each task and shown beside the curves.
 """

@@ -24,7 +24,7 @@ from cwm.ingest.sources.base import VideoInput
 from cwm.shards.format import decode_frames, decode_meta
 from cwm.shards.verify import verify
 
-from tests.ingest.test_run import read_all
+from tests.ingest.test_run import cli_error, read_all
 
 # Probing a backend costs a subprocess per process (the workers inherit the choice).
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -184,15 +184,6 @@ def test_a_failing_episode_is_recorded_and_the_rest_ingested(tmp_path, monkeypat
     (entry,) = [json.loads(line) for f in out.glob("*.errors.jsonl")
                 for line in f.read_text().splitlines()]
     assert summary.totals["failed"] == 1 and entry["error"].startswith("render timeout")
-
-
-def cli_error(capsys, argv) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(cli, argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    return err
 
 
 def test_bad_input_is_one_line_and_nothing_is_written(tmp_path, capsys):
