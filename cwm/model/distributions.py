@@ -17,12 +17,38 @@ import torch
 import torch.nn.functional as F
 
 
+_MANTISSA = (1 << 53) - 1
+
+
+def categorical_draw(probs: torch.Tensor) -> torch.Tensor:
+    """One draw per row of probs [..., K] -> indices [...]: `torch.multinomial(probs, 1)`'s
+    draws, bit for bit on the CPU, at about half its cost.
+
+    Why: the RSSM draws a latent per step, 39 draws per RL update at the `small` sizes, and
+    multinomial spent ~1.6 ms on each 192 x 16 x 16 draw, mostly in `exponential_`, which draws
+    and transforms one double at a time. torch's multinomial (one sample) is the exponential-race
+    form argmax(p / q), q ~ Exp(1) = -log1p(-u), u the 53 low bits of one 64-bit generator word
+    per entry. Here the same words come from `random_` on int64 (which keeps their 53 low
+    bits) and the transform runs vectorised: the same generator calls, the same q (checked on
+    42M draws: 0 differ; tests/model/test_sampler.py), the same argmax. No validity check as
+    multinomial's: softmax gives a distribution unless the logits are NaN, and the losses then
+    carry the NaN. Other devices draw their own way, so they keep multinomial.
+    """
+    if probs.device.type != "cpu":
+        flat = probs.reshape(-1, probs.shape[-1])
+        return torch.multinomial(flat, 1).reshape(probs.shape[:-1])
+    words = torch.empty(probs.shape, dtype=torch.int64).random_()
+    u = words.bitwise_and_(_MANTISSA).double().mul_(2.0 ** -53)
+    q = u.neg_().log1p_().neg_().float()
+    return (probs / q).argmax(-1)
+
+
 def onehot_sample(logits: torch.Tensor, sample: bool = True) -> torch.Tensor:
     """[..., S, K] logits -> one-hot [..., S, K]; a draw (or the mode), straight-through gradient."""
     logits = logits.float()
     probs = logits.softmax(-1)
     if sample:
-        index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
+        index = categorical_draw(probs)
     else:
         index = probs.argmax(-1)
     onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)

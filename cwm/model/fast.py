@@ -1,10 +1,13 @@
 """How a training step runs: the fast path, and the reference path it must agree with.
 
-    reference  the model as written: the decoder's maps NCHW, eager PyTorch, the for-loop Adam.
+    reference  the model as written: the decoder's maps NCHW, torch's transposed convolutions,
+               eager PyTorch, the for-loop Adam.
                The yardstick: tests/model/test_fast_path.py checks that the other paths give
                the same loss and gradients on a fixed batch.
     eager      every convolution channels-last (NHWC, the layout oneDNN and cuDNN run fastest;
-               NCHW decoder convolutions cost 1.2-1.5x on the CPU) and the fused AdamW kernel.
+               NCHW decoder convolutions cost 1.2-1.5x on the CPU), the narrow transposed
+               convolutions of DreamerV2's decoder in sub-pixel form (`cwm.model.subpixel`;
+               forward ~2x faster) and the fused AdamW kernel.
     compiled   eager's layout and optimizer, and the loss (forward and backward) through
                `torch.compile`, whose compiled code is cached on disk (`compile_cache_dir`): the
                first run on a machine pays minutes of compilation, later runs load it in seconds.
@@ -27,6 +30,7 @@ from torch import nn
 
 from cwm.errors import UserError
 from cwm.model.config import SPEEDS
+from cwm.model.subpixel import use_subpixel_
 
 
 def resolve_speed(speed: str, preset: str) -> str:
@@ -82,10 +86,11 @@ def prepare(model: nn.Module, speed: str) -> str:
     if speed not in ("eager", "compiled"):
         raise UserError(f"unknown speed {speed!r}; choose one of {', '.join(SPEEDS)}")
     channels_last_(model)
+    use_subpixel_(model)
     if speed == "eager":
-        return "speed = eager (channels-last, fused AdamW)"
-    return (f"speed = compiled (channels-last, fused AdamW, torch.compile; compile cache "
-            f"{use_compile_cache()})")
+        return "speed = eager (channels-last, sub-pixel transposed convolutions, fused AdamW)"
+    return (f"speed = compiled (channels-last, sub-pixel transposed convolutions, fused AdamW, "
+            f"torch.compile; compile cache {use_compile_cache()})")
 
 
 def wrap(net: nn.Module, speed: str) -> nn.Module:
