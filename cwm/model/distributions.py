@@ -14,7 +14,6 @@ are where low precision bites.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 _MANTISSA = (1 << 53) - 1
@@ -51,7 +50,7 @@ def onehot_sample(logits: torch.Tensor, sample: bool = True) -> torch.Tensor:
         index = categorical_draw(probs)
     else:
         index = probs.argmax(-1)
-    onehot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+    onehot = torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
     return onehot + probs - probs.detach()
 
 

@@ -9,7 +9,7 @@ The identity (per spatial axis; stride s, kernel k zero-padded at its end to K *
 K = ceil(k / s), which adds only zero terms): a transposed convolution writes
     full[s * m + r] = sum_{t < K} x[m - t] * w[s * t + r],      phase r in [0, s),
 so each of the s * s output phases is an ordinary convolution of x (padded by K - 1) with the
-phase kernel w[r::s] reversed; stacked as s * s times the output channels, `pixel_shuffle`
+phase kernel w[r::s] reversed; stacked as s * s times the output channels, a pixel shuffle
 interleaves the phases into the full output, and the layer's output is full[p : p + L] for
 padding p (L = (n - 1) s - 2 p + k + output_padding). The same sums of the same products: the
 output equals torch's up to float summation order. Only the forward takes this form; the
@@ -55,7 +55,10 @@ def conv_transpose2d_subpixel(x: torch.Tensor, weight: torch.Tensor, bias: torch
     extra = rows - n - (taps - 1)
     if extra:
         x = F.pad(x, (0, extra, 0, extra))
-    full = F.pixel_shuffle(F.conv2d(x, w, b, padding=taps - 1), s)   # [N, Cout, s rows, s rows]
+    phases = F.conv2d(x, w, b, padding=taps - 1)               # [N, Cout s s, rows, rows]
+    # F.pixel_shuffle's values by one permuted copy, which ran ~2x faster than its kernel.
+    full = phases.unflatten(1, (cout, s, s)).permute(0, 1, 4, 2, 5, 3).reshape(
+        x.shape[0], cout, s * rows, s * rows)
     return full[..., padding:padding + size, padding:padding + size]
 
 
