@@ -9,8 +9,9 @@ ResNetDecoder:
     (`ContextCrossAttention`); without it this is the plain ResNet world model's decoder.
 
 ConvDecoder (`dreamerv2` baseline): Linear(feat -> 32d) -> [32d, 1, 1] -> ConvTranspose k5, k5,
-k6, k6 stride 2 (+ ELU between): 1 -> 5 -> 13 -> 30 -> 64. Its narrow layers (the output layer;
-at depth <= 8 also the one before) can run in sub-pixel form (`cwm.model.subpixel`).
+k6, k6 stride 2 (+ ELU between): 1 -> 5 -> 13 -> 30 -> 64. On the fast paths the first layer
+runs as a matrix product and the narrow ones (<= 8 output channels) in sub-pixel form
+(`cwm.model.transposed`).
 
 Both: forward(feat [B, T, F], context maps {r: [B, C, r, r]} | None) -> mean [B, T, 3, 64, 64],
 the mean of a unit-variance Gaussian over the pixels in [-0.5, 0.5].
@@ -25,7 +26,7 @@ from torch import nn
 from cwm.model.attention import ContextCrossAttention
 from cwm.model.config import IMAGE_SIZE
 from cwm.model.residual import ResidualBlock
-from cwm.model.subpixel import conv_transpose2d
+from cwm.model.transposed import ConvTranspose2d
 
 
 class ResNetDecoder(nn.Module):
@@ -87,7 +88,7 @@ class ConvDecoder(nn.Module):
         for i, k in enumerate(kernels):
             last = i == len(kernels) - 1
             out_ch = 3 if last else depth * 2 ** (len(kernels) - i - 2)
-            layers.append(conv_transpose2d(in_ch, out_ch, k, stride=2))
+            layers.append(ConvTranspose2d(in_ch, out_ch, k, stride=2))
             if not last:
                 layers.append(nn.ELU())
             in_ch = out_ch

@@ -5,9 +5,10 @@
                The yardstick: tests/model/test_fast_path.py checks that the other paths give
                the same loss and gradients on a fixed batch.
     eager      every convolution channels-last (NHWC, the layout oneDNN and cuDNN run fastest;
-               NCHW decoder convolutions cost 1.2-1.5x on the CPU), the narrow transposed
-               convolutions of DreamerV2's decoder in sub-pixel form (`cwm.model.subpixel`;
-               forward ~2x faster) and the fused AdamW kernel.
+               NCHW decoder convolutions cost 1.2-1.5x on the CPU), DreamerV2's decoder's
+               transposed convolutions in their fast forms (`cwm.model.transposed`: the
+               first as a matrix product, the narrow ones in sub-pixel form) and the fused
+               AdamW kernel.
     compiled   eager's layout and optimizer, and the loss (forward and backward) through
                `torch.compile`, whose compiled code is cached on disk (`compile_cache_dir`): the
                first run on a machine pays minutes of compilation, later runs load it in seconds.
@@ -30,7 +31,7 @@ from torch import nn
 
 from cwm.errors import UserError
 from cwm.model.config import SPEEDS
-from cwm.model.subpixel import use_subpixel_
+from cwm.model.transposed import fast_transposed_convs_
 
 
 def resolve_speed(speed: str, preset: str) -> str:
@@ -86,10 +87,10 @@ def prepare(model: nn.Module, speed: str) -> str:
     if speed not in ("eager", "compiled"):
         raise UserError(f"unknown speed {speed!r}; choose one of {', '.join(SPEEDS)}")
     channels_last_(model)
-    use_subpixel_(model)
+    fast_transposed_convs_(model)
     if speed == "eager":
-        return "speed = eager (channels-last, sub-pixel transposed convolutions, fused AdamW)"
-    return (f"speed = compiled (channels-last, sub-pixel transposed convolutions, fused AdamW, "
+        return "speed = eager (channels-last, fast transposed convolutions, fused AdamW)"
+    return (f"speed = compiled (channels-last, fast transposed convolutions, fused AdamW, "
             f"torch.compile; compile cache {use_compile_cache()})")
 
 

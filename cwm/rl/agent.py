@@ -34,7 +34,7 @@ from cwm.model.distributions import categorical_entropy, image_nll, kl_balanced_
 from cwm.model.heads import MLPHead
 from cwm.model.init import upstream_init_
 from cwm.model.rssm import RSSM, RSSMState
-from cwm.model.subpixel import use_subpixel_
+from cwm.model.transposed import fast_transposed_convs_
 from cwm.model.world_model import WorldModel, to_float_images
 from cwm.rl.behavior import ActorCritic
 from cwm.rl.bonus import BonusConfig, KNNBonus
@@ -101,9 +101,9 @@ class Agent(nn.Module):
         if action_dim > m.action_dim:
             raise UserError(f"the env has {action_dim} action dims, more than the model's {m.action_dim}")
         self.wm = world_model if world_model is not None else WorldModel(m)
-        # The fast update decodes through the sub-pixel form of the narrow transposed
-        # convolutions (`cwm.model.subpixel`); the reference path through torch's own.
-        use_subpixel_(self.wm, cfg.loop.fast_update)
+        # The fast update decodes through the fast forms of the transposed convolutions
+        # (`cwm.model.transposed`); the reference path through torch's own.
+        fast_transposed_convs_(self.wm, cfg.loop.fast_update)
         self.stacked = cfg.agent != "dreamerv2"
         if self.stacked:
             z_feat = self.wm.rssm.feat_dim

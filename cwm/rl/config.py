@@ -135,8 +135,8 @@ class LoopConfig:
     replay_chunk: int = 256          # steps per HDF5 chunk file (an episode end also closes one)
     prioritize_ends: bool = False
     # The update's fast path (the imagination's actor outputs reused for the entropy term,
-    # cwm.rl.behavior.ActorCritic.train_step; fused Adam, cwm.rl.optim; the decoder's narrow
-    # transposed convolutions in sub-pixel form, cwm.model.subpixel): the same losses,
+    # cwm.rl.behavior.ActorCritic.train_step; fused Adam, cwm.rl.optim; the decoder's
+    # transposed convolutions in their fast forms, cwm.model.transposed): the same losses,
     # gradients and weights as the reference path (false) up to float rounding
     # (tests/rl/test_fast_path.py).
     fast_update: bool = True

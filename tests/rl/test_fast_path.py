@@ -2,15 +2,19 @@
 computes: one update on one fixed batch, from the same weights and random stream, gives the same
 losses, gradients and updated weights on both paths.
 
-Tolerance: losses within relative 1e-5 (absolute floor 1e-8); every gradient and updated weight
-tensor within 1e-5 x its own largest |value| (+ 1e-8). float32 has ~1.2e-7 relative precision;
-the two paths sum the same terms in another order: the fused Adam rounds differently, and the
-DreamerV2 decoder's sub-pixel output layers (cwm.model.subpixel) round its forward differently,
-which the backward carries into every world-model gradient. Per tensor, not per element: an
-element near zero is a sum that cancels, where the same absolute noise is a large relative
-error (measured worst, 1 thread: gradients 1.7e-6 and weights 2.4e-7 of their tensor's
-largest; elementwise they reach 5.6x a 1e-5 relative tolerance). A real change is far outside:
-doubling the entropy scale moves the actor's gradients by 4e-4 to 8e-4 of their largest.
+Tolerance: losses within relative 1e-5 (absolute floor 1e-8); every gradient tensor within
+1e-5 x its own largest |value| (+ 1e-8); every updated weight tensor within that or 1e-3 of a
+learning-rate step, whichever is larger. float32 has ~1.2e-7 relative precision; the two paths
+sum the same terms in another order: the fused Adam rounds differently, and the DreamerV2
+decoder's fast transposed convolutions (cwm.model.transposed) round differently, which the
+backward carries into every world-model gradient. Per tensor, not per element: an element
+near zero is a sum that cancels, where the same absolute noise is a large relative error
+(measured worst, 1 thread: gradients 1.8e-6 of their tensor's largest; elementwise up to 5.6x a
+1e-5 relative tolerance). Adam's first step, lr g / (|g| + eps), turns gradient noise d on an
+element with |g| near eps into up to lr d / eps of weight: measured worst 1.5e-8, 5e-5 of the
+3e-4 step (a zero-initialised bias, gradient element 3.6e-5, eps 1e-5). A real change is far
+outside: doubling the entropy scale moves the actor's gradients by 4e-4 to 8e-4 of their
+largest.
 One update, because a second one starts from weights that differ in the last bit and may draw
 another categorical sample, after which the two runs are different random trajectories, not
 different arithmetic.
@@ -21,7 +25,7 @@ import dataclasses
 import pytest
 import torch
 
-from cwm.model.subpixel import ConvTranspose2d
+from cwm.model.transposed import ConvTranspose2d
 from cwm.rl.agent import make_agent
 from cwm.rl.config import apply_settings, make_rl_config
 
@@ -47,9 +51,9 @@ def _one_update(cfg, fast: bool):
     return {k: float(v) for k, v in metrics.items()}, grads, weights
 
 
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """`a` within RTOL x the largest |b| (+ ATOL) of `b`, element by element."""
-    return bool((a - b).abs().max() <= RTOL * b.abs().max() + ATOL)
+def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
+    """`a` within RTOL x the largest |b| (+ atol) of `b`, element by element."""
+    return bool((a - b).abs().max() <= RTOL * b.abs().max() + atol)
 
 
 @pytest.mark.parametrize("agent, settings", [
@@ -69,8 +73,9 @@ def test_fast_and_reference_paths_give_the_same_losses_gradients_and_weights(age
     assert any(n.startswith("wm.decoder.") for n in ref_grads)
     for name in ref_grads:
         assert _close(fast_grads[name], ref_grads[name]), name
+    step_atol = 1e-3 * max(cfg.learn.lr, cfg.behavior.actor_lr, cfg.behavior.critic_lr)
     for name in ref_weights:
-        assert _close(fast_weights[name], ref_weights[name]), name
+        assert _close(fast_weights[name], ref_weights[name], step_atol), name
 
 
 def test_the_comparison_catches_a_changed_objective():
@@ -100,8 +105,8 @@ def test_a_resumed_optimiser_takes_the_path_its_config_names():
 
 
 def test_a_reference_checkpoint_loads_on_the_fast_path_and_decodes_the_same():
-    """The fast path's decoder runs its narrow transposed convolutions in sub-pixel form, with
-    the same parameters: weights saved on one path load on the other and decode alike."""
+    """The fast path's decoder runs its transposed convolutions in their fast forms, with the
+    same parameters: weights saved on one path load on the other and decode alike."""
     cfg = make_rl_config("dmc", preset="tiny", agent="dreamerv2")
     ref_cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, fast_update=False))
     ref = make_agent(ref_cfg, 1, torch.device("cpu"))
@@ -109,8 +114,8 @@ def test_a_reference_checkpoint_loads_on_the_fast_path_and_decodes_the_same():
     fast = make_agent(cfg, 1, torch.device("cpu"))
     fast.load_state_dict(ref.state_dict())
     switched = [m for m in fast.wm.decoder.modules() if isinstance(m, ConvTranspose2d)]
-    assert switched and all(m.subpixel for m in switched)
-    assert not any(m.subpixel for m in ref.wm.decoder.modules() if isinstance(m, ConvTranspose2d))
+    assert switched and all(m.fast for m in switched)
+    assert not any(m.fast for m in ref.wm.decoder.modules() if isinstance(m, ConvTranspose2d))
     feat = torch.randn(2, 3, fast.s_rssm.feat_dim)
     with torch.no_grad():
         want, got = ref.wm.decode(feat, None), fast.wm.decode(feat, None)
