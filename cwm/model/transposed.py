@@ -20,8 +20,10 @@ so each of the s * s output phases is an ordinary convolution of x (padded by K 
 phase kernel w[r::s] reversed; stacked as s * s times the output channels, a pixel shuffle
 interleaves the phases into the full output, and the layer's output is full[p : p + L] for
 padding p (L = (n - 1) s - 2 p + k + output_padding). Only the forward takes this form; the
-backward is torch's own (its input gradient is an ordinary strided convolution, the fast
-direction; the sub-pixel form's own backward measured ~1.5-2x slower).
+input and weight gradients are torch's own (the input gradient is an ordinary strided
+convolution, the fast direction; the sub-pixel form's own backward measured ~1.5-2x slower).
+Every layer other than a 1 x 1 input's computes its bias gradient as the plain sum over batch
+and pixels, which torch's backward kernel computed 5-15x slower.
 Where it pays (forward, per layer): few output channels and an even kernel. `small`: 8 -> 3 at
 30 px 41 -> 20 ms, 16 -> 8 at 13 px 20 -> 14 ms; wider layers gain nothing or lose (paper
 sizes' 96 -> 48 at 13 px: 375 -> 590 ms in one run, even in another; 192 -> 96 at 5 px 93 ->
@@ -29,7 +31,7 @@ sizes' 96 -> 48 at 13 px: 375 -> 590 ms in one run, even in another; 192 -> 96 a
 layer (24 -> 3 at 32 px) 84 -> 99 ms NCHW, 55 -> 60 ms channels-last, so that decoder keeps
 torch's layer.
 
-Both compute the same sums of the same products as torch's layer: outputs and gradients equal
+All compute the same sums of the same products as torch's layer: outputs and gradients equal
 up to float summation order (tests/model/test_transposed.py). `ConvTranspose2d` is torch's layer
 (same parameters, names, shapes and initialisation: checkpoints and `cwm.model.init` see no
 difference) with a switch, `fast`, off by default; the product's and the phases' kernels are
@@ -83,29 +85,37 @@ def conv_transpose2d_subpixel(x: torch.Tensor, weight: torch.Tensor, bias: torch
     return full[..., padding:padding + size, padding:padding + size]
 
 
-class _SubpixelForward(torch.autograd.Function):
-    """Forward in sub-pixel form, backward as torch's transposed convolution computes it."""
+class _TransposedConv(torch.autograd.Function):
+    """Forward in sub-pixel form (or torch's), backward as torch's transposed convolution
+    computes the input and weight gradients, and the bias gradient as the sum it is: torch's
+    kernel took 5-6 ms for the 8 -> 3 layer's bias alone at `small` (the sum: 1 ms) and ~60 ms
+    per 200 frames for the paper sizes' 96 -> 48 layer."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, output_padding):
+    def forward(ctx, x, weight, bias, stride, padding, output_padding, subpixel):
         ctx.save_for_backward(x, weight)
-        ctx.conf = (stride, padding, output_padding, None if bias is None else [bias.shape[0]])
-        return conv_transpose2d_subpixel(x, weight, bias, stride, padding, output_padding)
+        ctx.conf = (stride, padding, output_padding)
+        if subpixel:
+            return conv_transpose2d_subpixel(x, weight, bias, stride, padding, output_padding)
+        return F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        stride, padding, output_padding, bias_sizes = ctx.conf
-        gx, gw, gb = torch.ops.aten.convolution_backward(
-            grad, x, weight, bias_sizes, [stride] * 2, [padding] * 2, [1, 1], True,
-            [output_padding] * 2, 1, list(ctx.needs_input_grad[:3]))
-        return gx, gw, gb, None, None, None
+        stride, padding, output_padding = ctx.conf
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx, gw, _ = torch.ops.aten.convolution_backward(
+            grad, x, weight, None, [stride] * 2, [padding] * 2, [1, 1], True,
+            [output_padding] * 2, 1, [need_x, need_w, False])
+        gb = grad.sum((0, 2, 3)) if need_b else None
+        return gx, gw, gb, None, None, None, None
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
     """torch's ConvTranspose2d (square kernel and stride, symmetric padding, groups and dilation
     1); with `fast` set, forward takes the matrix product on a 1 x 1 input and, in a layer
-    where it pays, the sub-pixel form on a larger one."""
+    where it pays, the sub-pixel form on a larger one (otherwise torch's forward), and the
+    bias gradient is a plain sum."""
 
     fast = False
 
@@ -116,13 +126,12 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         self.subpixel_pays = kernel_size % 2 == 0 and out_channels <= SUBPIXEL_MAX_OUT_CHANNELS
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if self.fast and output_size is None:
-            if x.shape[-2:] == (1, 1) and self.padding == (0, 0) and self.output_padding == (0, 0):
-                return conv_transpose2d_patch(x, self.weight, self.bias)
-            if self.subpixel_pays:
-                return _SubpixelForward.apply(x, self.weight, self.bias, self.stride[0],
-                                              self.padding[0], self.output_padding[0])
-        return super().forward(x, output_size)
+        if not self.fast or output_size is not None:
+            return super().forward(x, output_size)
+        if x.shape[-2:] == (1, 1) and self.padding == (0, 0) and self.output_padding == (0, 0):
+            return conv_transpose2d_patch(x, self.weight, self.bias)
+        return _TransposedConv.apply(x, self.weight, self.bias, self.stride[0], self.padding[0],
+                                     self.output_padding[0], self.subpixel_pays)
 
 
 def fast_transposed_convs_(model: nn.Module, on: bool = True) -> nn.Module:
