@@ -38,7 +38,9 @@ difference) with a switch, `fast`, off by default; the product's and the phases'
 views or small copies of its weight made inside forward, so gradients reach the same
 parameters. `cwm.model.fast.prepare` (pre-training's fast paths) and the RL agent's fast update
 (`loop.fast_update`) turn it on; the reference path keeps torch's own forward, the yardstick the
-fast-path tests compare with.
+fast-path tests compare with. The forms are for the CPU, where they were measured: on other
+devices the layer stays torch's (cuDNN's transposed convolutions were not measured, no GPU in
+that session; and the custom backward would meet CUDA's bf16 autocast untested).
 """
 
 from __future__ import annotations
@@ -113,9 +115,9 @@ class _TransposedConv(torch.autograd.Function):
 
 class ConvTranspose2d(nn.ConvTranspose2d):
     """torch's ConvTranspose2d (square kernel and stride, symmetric padding, groups and dilation
-    1); with `fast` set, forward takes the matrix product on a 1 x 1 input and, in a layer
-    where it pays, the sub-pixel form on a larger one (otherwise torch's forward), and the
-    bias gradient is a plain sum."""
+    1); with `fast` set, on the CPU, forward takes the matrix product on a 1 x 1 input and, in
+    a layer where it pays, the sub-pixel form on a larger one (otherwise torch's forward), and
+    the bias gradient is a plain sum."""
 
     fast = False
 
@@ -126,7 +128,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         self.subpixel_pays = kernel_size % 2 == 0 and out_channels <= SUBPIXEL_MAX_OUT_CHANNELS
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if not self.fast or output_size is not None:
+        if not self.fast or output_size is not None or x.device.type != "cpu":
             return super().forward(x, output_size)
         if x.shape[-2:] == (1, 1) and self.padding == (0, 0) and self.output_padding == (0, 0):
             return conv_transpose2d_patch(x, self.weight, self.bias)

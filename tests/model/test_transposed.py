@@ -115,6 +115,14 @@ def test_wide_layers_and_unsupported_calls_take_torchs_forward():
                                                        stride=2, padding=1))
 
 
+def test_other_devices_keep_torchs_layer():
+    layer = fast_transposed_convs_(ConvTranspose2d(4, 3, 6, 2)).to("meta")
+    for side in (1, 5):
+        y = layer(torch.empty(2, 4, side, side, device="meta"))
+        assert y.shape == (2, 3, 2 * side + 4, 2 * side + 4)
+        assert y.grad_fn.name() == "ConvolutionBackward0"     # on the CPU: a view, a Function
+
+
 def test_the_switch_is_off_by_default_and_turns_back_off():
     layer = ConvTranspose2d(4, 3, 6, 2)
     assert not layer.fast
