@@ -17,21 +17,24 @@ BLOCK = 512
 RECORD = 20 * BLOCK          # tar's record size: the archive ends padded to a multiple of it
 
 
-def member_bytes(name: str, data: bytes) -> bytes:
+def member_buffers(name: str, data) -> list:
+    """One member's bytes as buffers to write in order; `data` is bytes or a tuple of buffers
+    (`cwm.shards.format.npy_buffers`), written as they are, without joining them."""
+    parts = data if isinstance(data, tuple) else (data,)
+    size = sum(memoryview(part).nbytes for part in parts)
     info = tarfile.TarInfo(name)
-    info.size = len(data)
+    info.size = size
     info.mode = 0o444
     info.mtime = 0
     info.uname = info.gname = "cwm"
-    pad = -len(data) % BLOCK
-    return info.tobuf(format=tarfile.GNU_FORMAT) + data + b"\0" * pad
+    return [info.tobuf(format=tarfile.GNU_FORMAT), *parts, b"\0" * (-size % BLOCK)]
 
 
-def sample_bytes(sample: dict) -> bytes:
-    """The members of one sample dict (`__key__` + fields of bytes), in field order."""
+def sample_buffers(sample: dict) -> list:
+    """The members of one sample dict (`__key__` + fields), in field order."""
     key = sample["__key__"]
-    return b"".join(member_bytes(f"{key}.{field}", data)
-                    for field, data in sample.items() if field != "__key__")
+    return [buf for field, data in sample.items() if field != "__key__"
+            for buf in member_buffers(f"{key}.{field}", data)]
 
 
 class TarOut:
@@ -48,7 +51,11 @@ class TarOut:
         return start, len(blob)
 
     def write_sample(self, sample: dict) -> tuple[int, int]:
-        return self.write_raw(sample_bytes(sample))
+        start = self.offset
+        for buf in sample_buffers(sample):
+            self.stream.write(buf)
+            self.offset += memoryview(buf).nbytes
+        return start, self.offset - start
 
     def close(self) -> None:
         end = self.offset + 2 * BLOCK
