@@ -4,12 +4,14 @@ Each sample is written as consecutive members `<key>.<field>` (webdataset's layo
 `write_sample` returns the byte range `(offset, length)` those members occupy. A tar member is a
 self-contained run of 512-byte blocks (header, long-name blocks, data, padding), so a range can
 be copied verbatim into another tar: that is how shards are assembled from parts
-(`cwm.ingest.shards_out`). Headers carry a fixed mtime, owner and mode, so the same samples give
+(`cwm.ingest.assemble`). Headers carry a fixed mtime, owner and mode, so the same samples give
 the same bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tarfile
 from typing import BinaryIO
 
@@ -38,17 +40,32 @@ def sample_buffers(sample: dict) -> list:
 
 
 class TarOut:
-    """Append samples (or raw member ranges) to an open binary file; `close()` ends the tar."""
+    """Append samples (or member ranges of another tar) to an open binary file; `close()` ends
+    the tar."""
 
     def __init__(self, stream: BinaryIO):
         self.stream = stream
         self.offset = 0
 
-    def write_raw(self, blob: bytes) -> tuple[int, int]:
-        start = self.offset
-        self.stream.write(blob)
-        self.offset += len(blob)
-        return start, len(blob)
+    def copy_range(self, fd: int, offset: int, length: int) -> None:
+        """Append `length` bytes of the file `fd` from `offset` (one sample of a part): copied
+        inside the kernel (`copy_file_range`) where the filesystem allows, else read and
+        written. Raises EOFError when the file ends first."""
+        self.stream.flush()
+        done = 0
+        with contextlib.suppress(OSError, AttributeError):   # unsupported here: copy by hand
+            while done < length:
+                n = os.copy_file_range(fd, self.stream.fileno(), length - done, offset + done)
+                if n == 0:
+                    break
+                done += n
+        while done < length:
+            blob = os.pread(fd, length - done, offset + done)
+            if not blob:
+                raise EOFError(f"the file ends before byte {offset + length}")
+            self.stream.write(blob)
+            done += len(blob)
+        self.offset += length
 
     def write_sample(self, sample: dict) -> tuple[int, int]:
         start = self.offset
