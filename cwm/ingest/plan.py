@@ -14,7 +14,7 @@ the least loaded task. Inputs are split into ranges of whole segments (`SegmentR
 segments come out identical, see `cwm.ingest.decode`) only where that pays, and into as few
 ranges as balance needs: every range after a video's first costs a demux pass over the whole
 file and the frames from its keyframe on (measured on a 10-minute 320x240 video, 8 ranges cost
-~10% more CPU than 2, `bench/ingest_split.py`). So inputs stay whole when packing them whole
+~10-15% more CPU than 2, `bench/ingest_split.py`). So inputs stay whole when packing them whole
 onto the workers already ends within `BALANCE` of an even share; otherwise inputs larger than
 one worker's share are cut into pieces of at most that share, then of half of it, and so on
 down to one task's share, until the packing balances (one 10-minute video on 2 workers: 2
