@@ -7,9 +7,10 @@ whole against the same video cut into ranges, sequentially, on 2 threads and on 
 Per repetition, interleaved, in this process (inputs made by `ingest_scale.py`):
 
   whole        `decode_file` of the whole video in one thread
-  N seq        the N ranges the planner would cut (`SegmentRange`s of equal segment counts, the
-               last open) one after the other in one thread: the cost of the ranges themselves
-               (per-range open, demux pass, seek, keyframe pre-roll)
+  N seq        N ranges as the planner cuts them (`SegmentRange`s of equal segment counts, the
+               last open; for 2 workers the plan cut 8 before issue 14's third pass, 2 since)
+               one after the other in one thread: the cost of the ranges themselves (per-range
+               open, demux pass, seek, keyframe pre-roll)
   N thr        the same N ranges on 2 threads (range i on thread i % 2): what the embedded
                cluster's worker threads add (GIL hand-offs, the allocator, the shared caches)
   N proc       the same on 2 forked processes: the same split without a shared GIL
