@@ -21,6 +21,7 @@ moves on. Nothing here raises for a bad file in any other way.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import time
@@ -156,8 +157,9 @@ class _Frames:
     frames' bytes in small heap blocks (the crop is a view of the resized frame), page-faulted in
     anew by every input, and then copied them once more: for a 10-minute 320x240 video ~76,000
     page faults and ~180 MB of copying per decode, and the same again in each worker thread.
-    `capacity` is the expected count (exact for a range; the container's frame count for a whole
-    file, an upper bound whose untouched pages cost nothing); the array doubles if it is short.
+    `capacity` is the expected count (exact for a range after the first; for a video decoded
+    from its start, estimated from the container's frame count); the array doubles if it is
+    short.
     """
 
     def __init__(self, size: int, capacity: int):
@@ -256,13 +258,21 @@ def _stream_setup(container):
     return stream, float(rate) if rate else 0.0, float(sar) if sar and sar > 0 else 1.0
 
 
+def _expected_kept(frames: int, source_fps: float, opts: FrameOptions) -> int:
+    """Kept frames of a video of `frames` frames (the container's count; 0: unknown)."""
+    n = max(0, frames - opts.skip_start)
+    if opts.fps and source_fps > 0:
+        return math.ceil(n * min(1.0, opts.fps / source_fps)) + 1
+    return math.ceil(n / opts.every)
+
+
 def _decode_sequential(container, stream, source_fps, sample_aspect, opts, deadline,
                        lo: int, hi: int | None, crops: tuple):
     """Decode from the start; convert the kept frames whose position among kept frames is in
     [lo, hi) and stop after the last. Returns (frames, indices, decoded, selector, converter)."""
     selector, conv = FrameSelector(opts.every, opts.fps, opts.skip_start), _Converter(opts)
-    expected = stream.frames or 0
-    frames = _Frames(opts.size, expected if hi is None else min(expected or hi, hi) - lo)
+    expected = _expected_kept(stream.frames or 0, source_fps, opts)
+    frames = _Frames(opts.size, expected - lo if hi is None else min(expected or hi, hi) - lo)
     indices, decoded, kept = [], 0, 0
     try:
         for frame in container.decode(stream):
