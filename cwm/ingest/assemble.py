@@ -62,10 +62,10 @@ def write_shard(spec: ShardSpec, parts_dir: str | Path, out_dir: str | Path) -> 
             for ref in spec.samples:
                 if ref.part not in fds:
                     fds[ref.part] = os.open(part_files(parts_dir, ref.part)[0], os.O_RDONLY)
-                blob = os.pread(fds[ref.part], ref.length, ref.offset)
-                if len(blob) != ref.length:
-                    raise OSError(f"part {ref.part} is shorter than its record says")
-                tar.write_raw(blob)
+                try:
+                    tar.copy_range(fds[ref.part], ref.offset, ref.length)
+                except EOFError:
+                    raise OSError(f"part {ref.part} is shorter than its record says") from None
             tar.close()
     finally:
         for fd in fds.values():

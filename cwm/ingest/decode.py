@@ -9,7 +9,8 @@ decode; when that cannot be guaranteed (no or repeated timestamps, a seek that f
 after the first frame, a frame count that does not match) the range is decoded from the start of
 the file instead and `seek_fallback` says so. Each kept frame goes through one
 `VideoReformatter` per input, which converts to RGB and resizes in a single swscale call and
-keeps its scaling context between frames (SPEC §2: 3x faster than `frame.reformat()` per frame).
+keeps its scaling context between frames (SPEC §2: 3x faster than `frame.reformat()` per frame),
+and is copied straight into one array for the whole input (`_Frames`).
 Decoder and swscale run single-threaded: parallelism is one worker per core (threads: PyAV
 releases the GIL in both), and PyAV >= 17's default multi-threaded swscale is slower at these
 sizes. The per-frame loops stop at the next frame when the run is cancelled (`cwm.ingest.cancel`).
@@ -20,6 +21,7 @@ moves on. Nothing here raises for a bad file in any other way.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import time
@@ -148,6 +150,34 @@ class _Converter:
                                               threads=1).to_ndarray()
 
 
+class _Frames:
+    """The kept frames of one input, each copied into one preallocated array as it comes.
+
+    Keeping each converted frame as its own array until a final `np.stack` held ~1.3x the
+    frames' bytes in small heap blocks (the crop is a view of the resized frame), page-faulted in
+    anew by every input, and then copied them once more: for a 10-minute 320x240 video ~76,000
+    page faults and ~180 MB of copying per decode, and the same again in each worker thread.
+    `capacity` is the expected count (exact for a range after the first; for a video decoded
+    from its start, estimated from the container's frame count); the array doubles if it is
+    short.
+    """
+
+    def __init__(self, size: int, capacity: int):
+        self.data = np.empty((max(0, capacity), size, size, 3), np.uint8)
+        self.n = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        if self.n == len(self.data):
+            grown = np.empty((max(64, 2 * self.n), *self.data.shape[1:]), np.uint8)
+            grown[:self.n] = self.data
+            self.data = grown
+        self.data[self.n] = frame
+        self.n += 1
+
+    def array(self) -> np.ndarray:
+        return self.data[:self.n]
+
+
 def _nearest_crop(crops: tuple, index: int):
     """The box of the crop entry nearest to source frame `index` (ties: the earlier one)."""
     i = bisect_left(crops, (index,))
@@ -198,11 +228,9 @@ def video_stream(container):
     return streams[0]
 
 
-def _finish(frames, indices, source_fps, selector, conv, codec, decoded, first_segment=0,
-            seek_fallback=False) -> DecodedVideo:
-    size = conv.opts.size
-    stacked = np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
-    return DecodedVideo(frames=stacked, source_indices=np.asarray(indices, dtype=np.int64),
+def _finish(frames: np.ndarray, indices, source_fps, selector, conv, codec, decoded,
+            first_segment=0, seek_fallback=False) -> DecodedVideo:
+    return DecodedVideo(frames=frames, source_indices=np.asarray(indices, dtype=np.int64),
                         source_fps=float(source_fps), sampled_fps=selector.sampled_fps(source_fps),
                         width=conv.display[0], height=conv.display[1], rotation=conv.rotation,
                         codec=codec, decoded=decoded, first_segment=first_segment,
@@ -230,12 +258,22 @@ def _stream_setup(container):
     return stream, float(rate) if rate else 0.0, float(sar) if sar and sar > 0 else 1.0
 
 
+def _expected_kept(frames: int, source_fps: float, opts: FrameOptions) -> int:
+    """Kept frames of a video of `frames` frames (the container's count; 0: unknown)."""
+    n = max(0, frames - opts.skip_start)
+    if opts.fps and source_fps > 0:
+        return math.ceil(n * min(1.0, opts.fps / source_fps)) + 1
+    return math.ceil(n / opts.every)
+
+
 def _decode_sequential(container, stream, source_fps, sample_aspect, opts, deadline,
                        lo: int, hi: int | None, crops: tuple):
     """Decode from the start; convert the kept frames whose position among kept frames is in
     [lo, hi) and stop after the last. Returns (frames, indices, decoded, selector, converter)."""
     selector, conv = FrameSelector(opts.every, opts.fps, opts.skip_start), _Converter(opts)
-    frames, indices, decoded, kept = [], [], 0, 0
+    expected = _expected_kept(stream.frames or 0, source_fps, opts)
+    frames = _Frames(opts.size, expected - lo if hi is None else min(expected or hi, hi) - lo)
+    indices, decoded, kept = [], 0, 0
     try:
         for frame in container.decode(stream):
             _still_going(deadline, opts, decoded)
@@ -243,7 +281,7 @@ def _decode_sequential(container, stream, source_fps, sample_aspect, opts, deadl
             if selector.keep(decoded, t):
                 if kept >= lo:
                     crop = _nearest_crop(crops, decoded) if crops else None
-                    frames.append(conv(frame, sample_aspect, crop))
+                    frames.add(conv(frame, sample_aspect, crop))
                     indices.append(decoded)
                 kept += 1
             decoded += 1
@@ -254,7 +292,7 @@ def _decode_sequential(container, stream, source_fps, sample_aspect, opts, deadl
         raise InputError(f"decode error after {decoded} frames: {e}") from None
     if decoded == 0:
         raise InputError("no decodable video frames")
-    return frames, indices, decoded, selector, conv
+    return frames.array(), indices, decoded, selector, conv
 
 
 def _packet_times(container, stream) -> list[int]:
@@ -285,15 +323,16 @@ def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadl
         hi = None if len(kept) - core < opts.min_frames else core
     wanted = kept[lo:hi]
     conv = _Converter(opts)
+    frames = _Frames(opts.size, len(wanted))
     if not wanted:
-        return [], [], 0, selector, conv
+        return frames.array(), [], 0, selector, conv
     index_of = {pts[i]: i for i in wanted}
     first, last = pts[wanted[0]], pts[wanted[-1]]
     try:
         container.seek(first, stream=stream, backward=True, any_frame=False)
     except _AV_ERRORS as e:
         raise _SeekFailed(f"seek: {e}") from None
-    frames, indices, decoded = [], [], 0
+    indices, decoded = [], 0
     try:
         for frame in container.decode(stream):
             _still_going(deadline, opts, decoded)
@@ -303,7 +342,7 @@ def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadl
             index = index_of.get(frame.pts)
             if index is not None:
                 crop = _nearest_crop(crops, index) if crops else None
-                frames.append(conv(frame, sample_aspect, crop))
+                frames.add(conv(frame, sample_aspect, crop))
                 indices.append(index)
             if frame.pts >= last:
                 break
@@ -312,7 +351,7 @@ def _decode_by_seeking(container, stream, source_fps, sample_aspect, opts, deadl
         raise InputError(f"decode error after {decoded} frames: {e}") from None
     if indices != wanted:
         raise _SeekFailed("decoded frames differ from the demuxed ones")
-    return frames, indices, decoded, selector, conv
+    return frames.array(), indices, decoded, selector, conv
 
 
 def decode_file(path: Path, opts: FrameOptions, segments: SegmentRange = WHOLE,
@@ -371,15 +410,15 @@ def decode_frame_run(folder: Path, item: VideoInput, opts: FrameOptions,
     wanted = kept[lo:hi]
     wanted = wanted[:segments.trim(len(wanted), opts.segment_frames, opts.min_frames)]
     hi = lo + len(wanted) if segments.end is not None else None
-    frames, indices = [], []
+    frames, indices = _Frames(opts.size, len(wanted)), []
     for index in wanted:
         _still_going(deadline, opts, len(indices))
-        frames.append(conv(_decode_still(folder / item.frames[index]), 1.0))
+        frames.add(conv(_decode_still(folder / item.frames[index]), 1.0))
         indices.append(index)
     # source frames this range stands for; over all ranges of a run they sum to its length
     start = 0 if lo == 0 else kept[lo] if lo < len(kept) else len(item.frames)
     end = len(item.frames) if hi is None or hi >= len(kept) else kept[hi]
-    return _finish(frames, indices, item.frame_rate, selector, conv, "image",
+    return _finish(frames.array(), indices, item.frame_rate, selector, conv, "image",
                    max(0, end - start), first_segment=segments.first)
 
 

@@ -11,12 +11,16 @@ Work: each input's cost is estimated from its probe (`cwm.ingest.probe`) as deco
 a simulator episode costs its frames at the render rate measured for its env and render mode.
 The run is cut into about `TASKS_PER_SLOT` tasks per worker, units packed largest first onto
 the least loaded task. Inputs are split into ranges of whole segments (`SegmentRange`; its
-segments come out identical, see `cwm.ingest.decode`) only where that pays: a split range costs
-a demux pass and the frames from its keyframe on (up to a GOP, ~4% of a 90 s video), so inputs
-stay whole when packing them whole onto the workers already ends within `BALANCE` of an even
-share; otherwise every input larger than one task's share is split. Independently, an input of
-more than `MAX_UNIT_SEGMENTS` segments is always split, so that one task never holds more than
-~370 MB of decoded frames. Simulator episodes are never split, and are packed in source order
+segments come out identical, see `cwm.ingest.decode`) only where that pays, and into as few
+ranges as balance needs: every range after a video's first costs a demux pass over the whole
+file and the frames from its keyframe on (measured on a 10-minute 320x240 video, 8 ranges cost
+~10-15% more CPU than 2, `bench/ingest_split.py`). So inputs stay whole when packing them whole
+onto the workers already ends within `BALANCE` of an even share; otherwise inputs larger than
+one worker's share are cut into pieces of at most that share, then of half of it, and so on
+down to one task's share, until the packing balances (one 10-minute video on 2 workers: 2
+ranges; 3 equal videos on 2 workers: 2 ranges each). Independently, an input of more than
+`MAX_UNIT_SEGMENTS` segments is always split, so that one task never holds more than ~370 MB of
+decoded frames. Simulator episodes are never split, and are packed in source order
 (`pack_in_order`). Tasks only decide who decodes what; what ends up in the shards depends on the
 inputs and the settings alone (`Plan.digest`), so a rerun with another `--workers` still resumes.
 """
@@ -166,7 +170,8 @@ def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions,
         # Its frames exist only once every step before them was played: never split.
         return [Unit(video, WHOLE, work)]
     segments = estimate_segments(estimate_kept(probe, opts), opts)
-    pieces = max(math.ceil(work / share) if share else 1,
+    # (the tolerance: a video of exactly k shares is k pieces, not k + 1 by rounding)
+    pieces = max(math.ceil(work / share - 1e-9) if share else 1,
                  math.ceil(segments / MAX_UNIT_SEGMENTS))
     pieces = min(pieces, segments // MIN_RANGE_SEGMENTS)
     if pieces < 2:
@@ -188,7 +193,7 @@ def _largest_first(units: list[Unit], n_bins: int) -> list[list[Unit]]:
     return bins
 
 
-def balanced_whole(units: list[Unit], slots: int) -> bool:
+def balanced(units: list[Unit], slots: int) -> bool:
     """Whether `slots` workers taking these units largest first (as dask hands out the tasks,
     heaviest submitted first) all finish within `BALANCE` of an even share."""
     total = sum(u.work for u in units)
@@ -237,11 +242,14 @@ def make_plan(items: list[VideoInput], probes: dict[str, Probe] | None, root: st
             plan.unprobed[video.key_id] = probe.error
         else:
             good.append((video, probe))
-    n_tasks = max(1, slots) * TASKS_PER_SLOT
+    slots = max(1, slots)
+    n_tasks = slots * TASKS_PER_SLOT
     units = [u for v, p in good for u in split_units(v, p, opts, None)]
-    if not balanced_whole(units, slots):
-        share = sum(estimate_work(p, v.item, opts) for v, p in good) / n_tasks
-        units = [u for v, p in good for u in split_units(v, p, opts, share)]
+    total = sum(u.work for u in units)
+    pieces = slots                  # per worker's share: 1, then 2, ... up to TASKS_PER_SLOT
+    while not balanced(units, slots) and pieces <= n_tasks:
+        units = [u for v, p in good for u in split_units(v, p, opts, total / pieces)]
+        pieces *= 2
     episodes = any(u.video.item.episode is not None for u in units)
     plan.tasks = (pack_in_order if episodes else pack)(units, n_tasks, root)
     return plan

@@ -34,7 +34,7 @@ def segment_bounds(n_frames: int, segment_frames: int, min_frames: int) -> list[
 
 def build_samples(dataset: str, key_id: str, item: VideoInput, video: DecodedVideo,
                   opts: FrameOptions):
-    """Yield `(sample dict for TarWriter, frame count)` per segment of `video`."""
+    """Yield `(sample dict for `cwm.ingest.tarout`, frame count)` per segment of `video`."""
     for offset, (start, end) in enumerate(
             segment_bounds(len(video.frames), opts.segment_frames, opts.min_frames)):
         segment = video.first_segment + offset
@@ -59,4 +59,5 @@ def build_samples(dataset: str, key_id: str, item: VideoInput, video: DecodedVid
             meta["first_frame_number"] = item.frame_numbers[meta["first_frame"]]
             meta["last_frame_number"] = item.frame_numbers[meta["last_frame"]]
         yield make_sample(sample_key(key_id, segment), video.frames[start:end], meta,
-                          storage=opts.storage, fps=video.sampled_fps or 10.0), end - start
+                          storage=opts.storage, fps=video.sampled_fps or 10.0,
+                          buffers=True), end - start

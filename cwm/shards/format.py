@@ -47,6 +47,16 @@ def encode_npy(frames: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def npy_buffers(frames: np.ndarray) -> tuple[bytes, memoryview]:
+    """`encode_npy(frames)` as two buffers, its header and the array's own memory: the same
+    bytes for a writer that writes them one after the other (`cwm.ingest.tarout`), without the
+    four copies of every frame that building one bytes object and a tar member from it take."""
+    frames = np.ascontiguousarray(frames, dtype=np.uint8)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(frames))
+    return header.getvalue(), memoryview(frames.reshape(-1))
+
+
 def encode_mp4(frames: np.ndarray, fps: float = 10.0, crf: int = 18) -> bytes:
     """H.264 (yuv420p) in an mp4 container, one thread so it is reproducible per process."""
     buf = io.BytesIO()
@@ -79,15 +89,17 @@ def decode_mp4(data: bytes) -> np.ndarray:
 
 
 def make_sample(key: str, frames: np.ndarray, meta: dict, storage: str = "npy",
-                fps: float = 10.0) -> dict:
-    """A dict ready for `webdataset.TarWriter.write` (or any tar writer: member = key + '.' + field)."""
+                fps: float = 10.0, buffers: bool = False) -> dict:
+    """A dict ready for `webdataset.TarWriter.write` (or any tar writer: member = key + '.' + field).
+
+    buffers: `frames.npy` as `npy_buffers(frames)`, for `cwm.ingest.tarout` only."""
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
     sample = {"__key__": key, "meta.json": json.dumps(meta, sort_keys=True).encode()}
     if storage == "npy":
-        sample["frames.npy"] = encode_npy(frames)
+        sample["frames.npy"] = npy_buffers(frames) if buffers else encode_npy(frames)
     else:
         sample["frames.mp4"] = encode_mp4(frames, fps=fps)
     return sample

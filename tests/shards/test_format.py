@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cwm.shards.format import decode_frames, make_sample, sanitize_id, sample_key
+from cwm.shards.format import (decode_frames, encode_npy, make_sample, npy_buffers, sanitize_id,
+                               sample_key)
 
 
 def test_sanitize_human36m_name():
@@ -21,6 +22,19 @@ def test_roundtrip(storage):
     assert out.shape == frames.shape and out.dtype == np.uint8
     err = np.abs(out.astype(int) - frames.astype(int)).mean()
     assert err < (0.5 if storage == "npy" else 12)
+
+
+@pytest.mark.parametrize("shape", [(50, 64, 64, 3), (74, 64, 64, 3), (1, 32, 32, 3),
+                                   (0, 64, 64, 3)])
+def test_npy_buffers_are_the_bytes_of_np_save(shape):
+    """The ingest writer writes `npy_buffers` one after the other: exactly `np.save`'s bytes."""
+    frames = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    header, body = npy_buffers(frames)
+    assert header + body.tobytes() == encode_npy(frames)
+    # a view of a larger array (as the decoder's frames are) gives the same bytes
+    big = np.zeros((shape[0] + 3, *shape[1:]), np.uint8)
+    big[1:1 + shape[0]] = frames
+    assert b"".join(npy_buffers(big[1:1 + shape[0]])) == encode_npy(frames)
 
 
 def test_pickled_npy_rejected():
