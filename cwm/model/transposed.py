@@ -4,7 +4,7 @@ one ordinary convolution + pixel shuffle (the sub-pixel form) for a narrow layer
 Why: torch's (oneDNN's) transposed convolution is slow in both of DreamerV2's decoder's extreme
 layers (CPU, 1 thread, per layer):
   - the first, a [32d, 1, 1] map -> [4d, 5, 5]: forward + backward 19 ms at the `small` sizes
-    (d = 8, 192 frames), 6.5 s at the paper sizes (d = 48, 800 frames), about a third of a
+    (d = 8, 192 frames), 6.5 s at the paper sizes (d = 48, 800 frames), about a quarter of a
     paper-size RL update; as the matrix product it is, 4.5 ms and 0.3 s;
   - the last, 8 -> 3 channels on a 30 -> 64 pixel map: forward 41 ms at `small`, 20 ms in
     sub-pixel form (paper sizes, 48 -> 3: 159 -> 56 ms at 200 frames).
@@ -24,6 +24,7 @@ input and weight gradients are torch's own (the input gradient is an ordinary st
 convolution, the fast direction; the sub-pixel form's own backward measured ~1.5-2x slower).
 Every layer other than a 1 x 1 input's computes its bias gradient as the plain sum over batch
 and pixels, which torch's backward kernel computed 5-15x slower.
+
 Where it pays (forward, per layer): few output channels and an even kernel. `small`: 8 -> 3 at
 30 px 41 -> 20 ms, 16 -> 8 at 13 px 20 -> 14 ms; wider layers gain nothing or lose (paper
 sizes' 96 -> 48 at 13 px: 375 -> 590 ms in one run, even in another; 192 -> 96 at 5 px 93 ->
