@@ -1,7 +1,7 @@
 """The ingest command as a user runs it (default options), on the three scenarios of issue 14.
 
     .venv/bin/python bench/ingest_scale.py [--reps 3] [--work /tmp/cwm-bench-ingest]
-                                           [--only folder10,long2short8,tenmin]
+                                           [--only folder10,long2short8,tenmin,ceiling]
 
 Inputs: the real camera footage of `ingest_inputs.py` (25 fps) looped to length and re-encoded
 once (libx264 veryfast, crf 23, default GOP) into the work directory; identical videos are
@@ -19,6 +19,11 @@ hard links, so the page cache holds one copy.
                range decodes its keyframe pre-roll too). Also: in how many shards each long
                video's segments landed.
   tenmin       one 10-minute 320x240 video, `--workers 1` against `--workers 2`, as above.
+  ceiling      the machine's own limit for the two 2-vs-1 targets: the ffmpeg CLI command above
+               decoding the 10-minute video once, against two copies of it running at the same
+               time; ratio = 2 x (one copy's wall) / (the pair's wall). No ingest code runs, so
+               this is what two cores give this decode when nothing is shared but the hardware
+               (caches, memory bandwidth, and whatever the host puts beside the two vCPUs).
 
 Per repetition the peers run back to back; medians of the per-repetition ratios are reported.
 The 2-vs-1 ratios need two idle cores: every line gives the 1-minute load average before the
@@ -38,6 +43,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -170,11 +176,28 @@ def two_vs_one(name: str, src: Path, tmp: Path, reps: int) -> None:
              else " (idle)"))
 
 
+def ceiling(src: Path, reps: int) -> None:
+    (video,) = sorted(src.glob("*.mp4"))
+    ratios, loads = [], []
+    for rep in range(reps):
+        loads.append(os.getloadavg()[0])
+        one, _ = ffmpeg_one(video)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(ffmpeg_one, [video, video]))
+        pair = time.perf_counter() - t0
+        ratios.append(2 * one / pair)
+        print(f"ceiling rep {rep + 1} (load {loads[-1]:.1f}): one ffmpeg {one:.2f} s, two at "
+              f"once {pair:.2f} s: {ratios[-1]:.2f}x", flush=True)
+    print(f"ceiling: 2 concurrent / 1 ffmpeg decodes {', '.join(f'{r:.2f}' for r in ratios)}; "
+          f"median {statistics.median(ratios):.2f}x; load {min(loads):.1f}-{max(loads):.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cwm-bench-ingest")
-    ap.add_argument("--only", default="folder10,long2short8,tenmin")
+    ap.add_argument("--only", default="folder10,long2short8,tenmin,ceiling")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="a directory holding another version's `cwm` package (e.g. `git archive "
                          "<commit> cwm | tar -x -C DIR`): folder10 runs it too, same defaults")
@@ -193,6 +216,8 @@ def main() -> None:
         if "tenmin" in only:
             src = folder(args.work, "tenmin", [(looped(args.work, 320, 240, 600), 1)])
             two_vs_one("tenmin", src, tmp, args.reps)
+        if "ceiling" in only:
+            ceiling(folder(args.work, "tenmin", [(looped(args.work, 320, 240, 600), 1)]), args.reps)
 
 
 if __name__ == "__main__":
