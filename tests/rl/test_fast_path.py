@@ -89,14 +89,20 @@ def test_the_comparison_catches_a_changed_objective():
     assert not all(_close(other_grads[n], ref_grads[n]) for n in actor)
 
 
+def _updated_on_reference_then_loaded_on_fast():
+    """(a tiny DreamerV2 after one reference-path update, a fast-path agent holding its weights)"""
+    cfg = make_rl_config("dmc", preset="tiny", agent="dreamerv2")
+    ref_cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, fast_update=False))
+    ref = make_agent(ref_cfg, 1, torch.device("cpu"))
+    ref.update(_batch())
+    fast = make_agent(cfg, 1, torch.device("cpu"))
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
 def test_a_resumed_optimiser_takes_the_path_its_config_names():
     """Optimiser state saved on one path loads onto the other and keeps stepping there."""
-    cfg = make_rl_config("dmc", preset="tiny", agent="dreamerv2")
-    ref = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, fast_update=False))
-    a = make_agent(ref, 1, torch.device("cpu"))
-    a.update(_batch())
-    b = make_agent(cfg, 1, torch.device("cpu"))
-    b.load_state_dict(a.state_dict())
+    a, b = _updated_on_reference_then_loaded_on_fast()
     b.load_optim_state(a.optim_state())
     for opt in (b.model_opt, b.behavior.actor_opt, b.behavior.critic_opt):
         assert opt.param_groups[0]["fused"] is True
@@ -107,12 +113,7 @@ def test_a_resumed_optimiser_takes_the_path_its_config_names():
 def test_a_reference_checkpoint_loads_on_the_fast_path_and_decodes_the_same():
     """The fast path's decoder runs its transposed convolutions in their fast forms, with the
     same parameters: weights saved on one path load on the other and decode alike."""
-    cfg = make_rl_config("dmc", preset="tiny", agent="dreamerv2")
-    ref_cfg = dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, fast_update=False))
-    ref = make_agent(ref_cfg, 1, torch.device("cpu"))
-    ref.update(_batch())
-    fast = make_agent(cfg, 1, torch.device("cpu"))
-    fast.load_state_dict(ref.state_dict())
+    ref, fast = _updated_on_reference_then_loaded_on_fast()
     switched = [m for m in fast.wm.decoder.modules() if isinstance(m, ConvTranspose2d)]
     assert switched and all(m.fast for m in switched)
     assert not any(m.fast for m in ref.wm.decoder.modules() if isinstance(m, ConvTranspose2d))
