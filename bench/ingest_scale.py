@@ -213,11 +213,12 @@ def main() -> None:
             src = folder(args.work, "long2short8", [(looped(args.work, 320, 240, 90), 2),
                                                     (looped(args.work, 320, 240, 4), 8)])
             two_vs_one("long2short8", src, tmp, args.reps)
+        if only & {"tenmin", "ceiling"}:
+            tenmin = folder(args.work, "tenmin", [(looped(args.work, 320, 240, 600), 1)])
         if "tenmin" in only:
-            src = folder(args.work, "tenmin", [(looped(args.work, 320, 240, 600), 1)])
-            two_vs_one("tenmin", src, tmp, args.reps)
+            two_vs_one("tenmin", tenmin, tmp, args.reps)
         if "ceiling" in only:
-            ceiling(folder(args.work, "tenmin", [(looped(args.work, 320, 240, 600), 1)]), args.reps)
+            ceiling(tenmin, args.reps)
 
 
 if __name__ == "__main__":

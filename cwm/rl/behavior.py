@@ -180,8 +180,9 @@ class ActorCritic(nn.Module):
         `world_modules` are held fixed while the actor's loss backpropagates through them.
         The fast path (`self.fast`) reuses the actor outputs that drew the imagined actions for
         the entropy term and steps fused Adams; the reference path runs the actor again on the
-        detached features, as DreamerV2 does. Both inputs are the same tensors under the same weights, so the two give the same
-        losses and gradients up to float summation order (tests/rl/test_fast_path.py).
+        detached features, as DreamerV2 does. Both inputs are the same tensors under the same
+        weights, so the two give the same losses and gradients up to float summation order
+        (tests/rl/test_fast_path.py).
         """
         cfg = self.cfg
         with frozen(*world_modules, self.critic):

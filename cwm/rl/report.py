@@ -7,8 +7,7 @@ not: `arm_name`); at every evaluation step shared by the group we report the mea
 interquartile mean (IQM, robust to one lucky or unlucky seed) with percentile-bootstrap 95%
 intervals over seeds, and on Meta-world the first step whose IQM success reaches 0.5.
 Published APV and DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are
-overlaid when present,
-and with `baseline_episodes` > 0 the scores of the fixed random and zero-action policies
+overlaid when present, and with `baseline_episodes` > 0 the scores of the fixed random and zero-action policies
 (`cwm.rl.baselines`) are measured on each task and shown beside the curves.
 """
 

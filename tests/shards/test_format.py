@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 
@@ -27,14 +29,17 @@ def test_roundtrip(storage):
 @pytest.mark.parametrize("shape", [(50, 64, 64, 3), (74, 64, 64, 3), (1, 32, 32, 3),
                                    (0, 64, 64, 3)])
 def test_npy_buffers_are_the_bytes_of_np_save(shape):
-    """The ingest writer writes `npy_buffers` one after the other: exactly `np.save`'s bytes."""
+    """The ingest writer writes `npy_buffers` one after the other, and `encode_npy` joins them:
+    exactly `np.save`'s bytes."""
     frames = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    saved = io.BytesIO()
+    np.save(saved, frames, allow_pickle=False)
     header, body = npy_buffers(frames)
-    assert header + body.tobytes() == encode_npy(frames)
+    assert header + body.tobytes() == saved.getvalue() == encode_npy(frames)
     # a view of a larger array (as the decoder's frames are) gives the same bytes
     big = np.zeros((shape[0] + 3, *shape[1:]), np.uint8)
     big[1:1 + shape[0]] = frames
-    assert b"".join(npy_buffers(big[1:1 + shape[0]])) == encode_npy(frames)
+    assert b"".join(npy_buffers(big[1:1 + shape[0]])) == saved.getvalue()
 
 
 def test_pickled_npy_rejected():
