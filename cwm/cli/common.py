@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
+import threading
 
 import click
 
@@ -37,6 +40,40 @@ def run_cli(command: click.BaseCommand, argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     if isinstance(code, int) and not isinstance(code, bool) and code:
         sys.exit(code)
+
+
+def exit_without_teardown(command: click.BaseCommand, argv: list[str] | None = None) -> None:
+    """`run_cli`, then leave the process without the interpreter's teardown.
+
+    What a normal exit still does is done here: non-daemon threads are joined, `atexit`
+    callbacks run (logging, multiprocessing, weakref finalizers: temporary directories), stdout
+    and stderr are flushed (a failed flush exits 120, as Python does). What is skipped is
+    freeing every module and object one by one: after an ingest with dask, distributed, numpy
+    and PyAV loaded (~800 modules, ~70,000 objects) that took 0.15-0.2 s of wall and CPU time
+    per command (`bench/RESULTS.md`, issue 14 fourth pass). For commands whose files are all
+    written through context managers (`cwm.atomic`): a file object left open would lose its
+    buffer, which is why this is not the default of `run_cli`.
+    """
+    try:
+        run_cli(command, argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    # In the interpreter's own order: threads (executors told to stop, non-daemon threads
+    # joined), then atexit.
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 120
+    os._exit(code)
 
 
 class Number(click.ParamType):

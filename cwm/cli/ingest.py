@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from cwm.cli.common import COUNT, POSITIVE_FLOAT, POSITIVE_INT, SEED, Number, run_cli
+from cwm.cli.common import (COUNT, POSITIVE_FLOAT, POSITIVE_INT, SEED, Number,
+                             exit_without_teardown)
 from cwm.cli.shards import inspect_cmd, verify_cmd
 from cwm.ingest.config import (ASPECTS, DEFAULT_SHARD_BYTES, INLINE, INTERPOLATIONS, PROBES,
                                FrameOptions, IngestConfig)
@@ -265,7 +266,8 @@ cli.add_command(verify_cmd)
 
 
 def main():
-    run_cli(cli)
+    # A one-shot command: the interpreter's teardown of dask & co. is skipped (0.15-0.2 s).
+    exit_without_teardown(cli)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-from tqdm import tqdm
 
 from cwm.cli.common import run_cli
 from cwm.shards.inspect import format_report, inspect_spec, write_contact_sheet
@@ -17,6 +16,8 @@ _SPEC_HELP = ("Shards: 'dir/', 'a-{000000..000099}.tar', 'a-<0000..0099>.tar', g
 
 
 def _progress_bar(spec: str, desc: str):
+    from tqdm import tqdm     # here: `cwm-ingest`, which offers these commands, rarely needs it
+
     total = sum(len(s.shards) for s in resolve_sources(spec))
     return tqdm(total=total, desc=desc, unit="shard", file=sys.stderr, leave=False,
                 disable=total < 2)

@@ -14,9 +14,10 @@ the least loaded task. Inputs are split into ranges of whole segments (`SegmentR
 segments come out identical, see `cwm.ingest.decode`) only where that pays, and into as few
 ranges as balance needs: every range after a video's first costs a demux pass over the whole
 file and the frames from its keyframe on (measured on a 10-minute 320x240 video, 8 ranges cost
-~10-15% more CPU than 2, `bench/ingest_split.py`). So inputs stay whole when packing them whole
-onto the workers already ends within `BALANCE` of an even share; otherwise inputs larger than
-one worker's share are cut into pieces of at most that share, then of half of it, and so on
+~10-15% more CPU than 2, `bench/ingest_split.py`), so it holds fewer segments than the first
+(by `RANGE_OVERHEAD` of the video's work) to end at the same time. So inputs stay whole when
+packing them whole onto the workers already ends within `BALANCE` of an even share; otherwise
+inputs larger than one worker's share are cut into pieces of at most that share, then of half of it, and so on
 down to one task's share, until the packing balances (one 10-minute video on 2 workers: 2
 ranges; 3 equal videos on 2 workers: 2 ranges each). Independently, an input of more than
 `MAX_UNIT_SEGMENTS` segments is always split, so that one task never holds more than ~370 MB of
@@ -45,6 +46,11 @@ BALANCE = 1.1              # whole inputs are kept when their packing ends withi
 MAX_UNIT_SEGMENTS = 600    # 30,000 frames of 64x64x3 (368 MB) per unit at most
 FRAME_COST = 88_000        # fixed per-frame cost in pixel equivalents (see module doc)
 WORK_PER_SECOND = 2725 * (FRAME_COST + 320 * 240)   # work one core does in a second (SPEC)
+# What a range after a video's first costs beyond its own frames, as a fraction of the whole
+# video's work: a demux-only pass over the file (~1.5%) plus the seek and the frames from the
+# keyframe before the range (10-minute 320x240 video, 2 ranges: the second cost 0.11-0.13 s
+# more than the first, ~2.2% of the whole decode's 5.3 s; `bench/RESULTS.md`, fourth pass).
+RANGE_OVERHEAD = 0.02
 
 
 @dataclass(frozen=True)
@@ -176,10 +182,26 @@ def split_units(video: PlannedVideo, probe: Probe, opts: FrameOptions,
     pieces = min(pieces, segments // MIN_RANGE_SEGMENTS)
     if pieces < 2:
         return [Unit(video, WHOLE, work)]
-    cuts = [round(segments * j / pieces) for j in range(pieces + 1)]
+    # Every range after the first also pays a demux pass over the file and its keyframe
+    # pre-roll (none for a frame run, which reads only its own stills): those ranges hold fewer
+    # segments, so that all pieces cost the same.
+    extra = 0.0 if video.item.is_frame_run else RANGE_OVERHEAD * work
+    cuts = _cuts(segments, pieces, extra / work)
     return [Unit(video, SegmentRange(cuts[j], cuts[j + 1] if j + 1 < pieces else None),
-                 work * (cuts[j + 1] - cuts[j]) / segments)
+                 work * (cuts[j + 1] - cuts[j]) / segments + (extra if j else 0.0))
             for j in range(pieces)]
+
+
+def _cuts(segments: int, pieces: int, overhead: float) -> list[int]:
+    """Segment boundaries of `pieces` ranges of equal cost when every range but the first costs
+    `overhead` (a fraction of the whole input's work) on top of its segments; equal segment
+    counts where that would leave a range under MIN_RANGE_SEGMENTS or over MAX_UNIT_SEGMENTS."""
+    share = (1 + (pieces - 1) * overhead) / pieces         # each piece's cost, whole input = 1
+    cuts = [0] + [round(segments * (share + (j - 1) * (share - overhead)))
+                  for j in range(1, pieces)] + [segments]
+    if any(not MIN_RANGE_SEGMENTS <= b - a <= MAX_UNIT_SEGMENTS for a, b in zip(cuts, cuts[1:])):
+        cuts = [round(segments * j / pieces) for j in range(pieces + 1)]
+    return cuts
 
 
 def _largest_first(units: list[Unit], n_bins: int) -> list[list[Unit]]:

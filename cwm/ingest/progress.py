@@ -1,32 +1,42 @@
-"""Progress bars over shards and videos (tqdm, on stderr), fed from any thread."""
+"""Progress bars over shards and videos (tqdm, on stderr), fed from any thread.
+
+Disabled (`--no-progress`), nothing is drawn and tqdm is not even imported (~30 ms of start-up).
+"""
 
 from __future__ import annotations
 
 import threading
 
-from tqdm import tqdm
-
 
 class Progress:
     def __init__(self, shards: int, videos: int, enabled: bool = True):
         self._lock = threading.Lock()
-        self.shards = tqdm(total=shards, desc="tasks", unit="task", position=0,
-                           disable=not enabled, dynamic_ncols=True)
-        self.videos = tqdm(total=videos, desc="inputs", unit="input", position=1,
-                           disable=not enabled, dynamic_ncols=True)
         self.failed = 0
+        self.enabled = enabled
+        if not enabled:
+            return
+        from tqdm import tqdm
+
+        self.shards = tqdm(total=shards, desc="tasks", unit="task", position=0,
+                           dynamic_ncols=True)
+        self.videos = tqdm(total=videos, desc="inputs", unit="input", position=1,
+                           dynamic_ncols=True)
 
     def video(self, status: str) -> None:
         with self._lock:
             if status == "failed":
                 self.failed += 1
-                self.videos.set_postfix(failed=self.failed, refresh=False)
-            self.videos.update(1)
+                if self.enabled:
+                    self.videos.set_postfix(failed=self.failed, refresh=False)
+            if self.enabled:
+                self.videos.update(1)
 
     def shard(self) -> None:
-        with self._lock:
-            self.shards.update(1)
+        if self.enabled:
+            with self._lock:
+                self.shards.update(1)
 
     def close(self) -> None:
-        self.videos.close()
-        self.shards.close()
+        if self.enabled:
+            self.videos.close()
+            self.shards.close()

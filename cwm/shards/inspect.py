@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image
 
 from cwm.atomic import atomic_path
 from cwm.shards.format import FRAME_SIZE
@@ -109,6 +108,8 @@ def write_contact_sheet(rows: list[np.ndarray], path: str | Path, gap: int = 2) 
         for j, frame in enumerate(row):
             y, x = gap + i * cell, gap + j * cell
             canvas[y : y + FRAME_SIZE, x : x + FRAME_SIZE] = frame
+    from PIL import Image     # here: importing this module (every `cwm-ingest`) stays lighter
+
     path = Path(path)
     with atomic_path(path) as tmp:
         Image.fromarray(canvas).save(tmp, format="PNG")

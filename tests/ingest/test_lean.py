@@ -42,3 +42,13 @@ def test_rendering_a_sim_episode_does_not_import_torch():
                "episode = Episode('metaworld', 'reach', 0, 1, 'scripted', 0.1, 2, 'fast')\n"
                "assert render_episode(episode, 16, 60.0).frames.shape == (3, 16, 16, 3)")
     assert loaded(imports, ("torch", "webdataset")) == []
+
+
+def test_an_ingest_without_progress_bars_imports_neither_tqdm_nor_pil():
+    """tqdm draws the bars and PIL the contact sheets and synthetic textures: ~40 ms of start-up
+    that `cwm-ingest folder --no-progress` does not need."""
+    imports = ("import cwm.cli.ingest, cwm.ingest.run, cwm.ingest.writer, cwm.ingest.assemble\n"
+               "from cwm.ingest.progress import Progress\n"
+               "p = Progress(3, 5, enabled=False); p.video('failed'); p.shard(); p.close()\n"
+               "assert p.failed == 1")
+    assert loaded(imports, ("tqdm", "PIL")) == []

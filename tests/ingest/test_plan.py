@@ -114,3 +114,26 @@ def test_a_very_long_input_is_split_even_on_one_worker():
     ranges = _units(plan(items, probes, slots=1), "day")
     assert len(ranges) == 3 and ranges[0].first == 0 and ranges[-1].end is None
     assert all(b.first - a.first <= 600 for a, b in zip(ranges, ranges[1:]))
+
+
+def test_ranges_after_the_first_hold_fewer_segments_for_their_demux_pass():
+    """The second of two ranges also demuxes the whole file and decodes its keyframe pre-roll:
+    it gets fewer segments so that both cost the same (`RANGE_OVERHEAD`)."""
+    one = inputs("tenmin.mp4")
+    probes = {"tenmin": Probe(frames=15_000, fps=25, width=320, height=240)}   # 300 segments
+    units = sorted((u for t in plan(one, probes, slots=2).tasks for u in t.units),
+                   key=lambda u: u.segments.first)
+    assert [(u.segments.first, u.segments.end) for u in units] == [(0, 153), (153, None)]
+    assert abs(units[0].work - units[1].work) < 1e-6 * units[0].work
+    # the memory cap still holds: 1,800 segments in 3 ranges of at most 600 each
+    day = _units(plan(inputs("day.mp4"), {"day": Probe(frames=90_000, fps=25, width=320,
+                                                         height=240)}), "day")
+    assert [r.first for r in day] == [0, 600, 1200]
+
+
+def test_a_frame_run_is_cut_evenly():
+    """Stills are read one by one: a later range pays no demux pass, so no shorter ranges."""
+    frames = tuple(f"{i:05d}.jpg" for i in range(15_000))
+    run = [VideoInput("drive", "drive", frames=frames, frame_rate=25.0)]
+    probe = {"drive": Probe(frames=15_000, fps=25, width=320, height=240)}
+    assert [r.first for r in _units(plan(run, probe, slots=2), "drive")] == [0, 150]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
 
 from cwm.atomic import atomic_path, remove_stale_tmp
 from cwm.ingest.sources.base import VideoInput
@@ -38,6 +37,8 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         p = int(rng.integers(4, 16))
         mix = ((xx // p + yy // p) % 2).astype(np.float32)
     else:
+        from PIL import Image     # here: every `cwm-ingest` imports this module
+
         small = (rng.random((max(2, h // 16), max(2, w // 16))) * 255).astype(np.uint8)
         mix = np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR), np.float32) / 255
     img = c1 * mix[..., None] + c2 * (1 - mix[..., None]) + rng.normal(0, 6, (h, w, 1))
