@@ -8,7 +8,8 @@ cluster close) to record when each started and ended (wall clock, relative to th
 of the process), on which thread, and the CPU time of that thread meanwhile (`time.thread_time`).
 Prints the phases in order, each task's [start, end] per worker thread, the idle time of the
 workers between the first decode task's start and the last one's end, and the process's own
-start (interpreter + imports) and exit. Nothing of this runs in the real command.
+start (interpreter + imports) and exit (the command's `main`, so its exit path too). Nothing of
+this runs in the real command.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 T_START = time.time()       # first thing the child does: the interpreter is up
 
 import argparse  # noqa: E402
+import atexit  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
@@ -82,16 +84,13 @@ def child(argv: list[str], spawned: float, dump: Path) -> None:
         close(self)
     distribute.Executor.close = close_and_count
 
-    from cwm.cli.common import run_cli
-    code = 0
-    try:
-        run_cli(cli.cli, argv)
-    except SystemExit as e:
-        code = e.code or 0
-    t_end = time.time()
-    dump.write_text(json.dumps({"spawned": spawned, "started": T_START, "imported": t_imported,
-                                "ended": t_end, "events": EVENTS, "code": code,
-                                "thread_cpu": cpu_at_close}))
+    def save() -> None:            # at exit, which the command's own `main` takes
+        dump.write_text(json.dumps({"spawned": spawned, "started": T_START,
+                                    "imported": t_imported, "ended": time.time(),
+                                    "events": EVENTS, "thread_cpu": cpu_at_close}))
+    atexit.register(save)
+    sys.argv = ["cwm-ingest", *argv]
+    cli.main()
 
 
 def report(data: dict, exited: float) -> None:
@@ -121,7 +120,7 @@ def report(data: dict, exited: float) -> None:
             busy = sum(e["t1"] - e["t0"] for e in es if e["what"] == "_decode_task")
             print(f"  decode phase {hi - lo:.2f} s: {thread} busy {busy:.2f} s, "
                   f"idle {hi - lo - busy:.2f} s")
-    print(f"  ingest returned       {rel(data['ended']):6.2f} s")
+    print(f"  at exit               {rel(data['ended']):6.2f} s")
     print(f"  process exited        {exited - t0:6.2f} s")
     cpu = data["thread_cpu"]
     print("  thread CPU at close: " + ", ".join(f"{k} {v:.2f}" for k, v in
