@@ -19,9 +19,9 @@ file and the frames from its keyframe on (measured on a 10-minute 320x240 video,
 packing them whole onto the workers already ends within `BALANCE` of an even share; otherwise
 inputs larger than one worker's share are cut into pieces of at most that share, then of half
 of it, and so on down to one task's share, until the packing balances (one 10-minute video on 2
-workers: 2 ranges; 3 equal videos on 2 workers: 2 ranges each). Independently, an input of more than
-`MAX_UNIT_SEGMENTS` segments is always split, so that one task never holds more than ~370 MB of
-decoded frames. Simulator episodes are never split, and are packed in source order
+workers: 2 ranges; 3 equal videos on 2 workers: 2 ranges each). Independently, an input of more
+than `MAX_UNIT_SEGMENTS` segments is always split, so that one task never holds more than ~370 MB
+of decoded frames. Simulator episodes are never split, and are packed in source order
 (`pack_in_order`). Tasks only decide who decodes what; what ends up in the shards depends on the
 inputs and the settings alone (`Plan.digest`), so a rerun with another `--workers` still resumes.
 """

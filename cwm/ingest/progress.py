@@ -24,11 +24,10 @@ class Progress:
 
     def video(self, status: str) -> None:
         with self._lock:
-            if status == "failed":
-                self.failed += 1
-                if self.enabled:
-                    self.videos.set_postfix(failed=self.failed, refresh=False)
+            self.failed += status == "failed"
             if self.enabled:
+                if status == "failed":
+                    self.videos.set_postfix(failed=self.failed, refresh=False)
                 self.videos.update(1)
 
     def shard(self) -> None:
