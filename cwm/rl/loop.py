@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cwm.allocator import in_use as allocator_in_use
 from cwm.atomic import atomic_path, remove_stale_tmp, write_json
 from cwm.errors import UserError
 from cwm.model.checkpoint import safe_load, save_atomic
@@ -441,7 +442,8 @@ def _drive(run: Run, progress: bool) -> dict:
     eval_every, log_every, ckpt_every = (loop.eval_every * repeat, loop.log_every * repeat,
                                          loop.ckpt_every * repeat)
     echo(format_config(cfg))
-    echo(f"device = {run.device}; parameters = {count_parameters(run.agent)['total']:,}")
+    echo(f"device = {run.device}; parameters = {count_parameters(run.agent)['total']:,}; "
+         f"allocator = {allocator_in_use()}")
     echo(f"resuming {run.run_dir} at {c['env_steps']} frames, {c['updates']} updates "
          f"({run.ckpt_path})" if run.ckpt_path else f"starting {run.run_dir}")
     if c["env_steps"] >= total:
