@@ -18,10 +18,10 @@ def run_cli(command: click.BaseCommand, argv: list[str] | None = None,
     Ctrl-C exits 130 without a traceback; stages that need to save state on Ctrl-C do so in
     their own `finally` blocks before the interrupt reaches here. With `allocator`, a command
     started from the command line (`argv` None) first re-executes itself under the preferred
-    memory allocator (`cwm.allocator`).
+    memory allocator (`cwm.allocator`), unless it only asks for `--help`.
     """
     try:
-        if allocator and argv is None:
+        if allocator and argv is None and "--help" not in sys.argv[1:]:
             from cwm.allocator import reexec_with_preferred_allocator
 
             reexec_with_preferred_allocator()
