@@ -47,6 +47,7 @@ RETURN_NORMS = ("none", "percentile")           # cwm.rl.returns
 @dataclass
 class BonusConfig:
     """The video-based exploration bonus (`cwm.rl.bonus.KNNBonus`)."""
+
     window: int = 5
     dim: int = 128
     queue_size: int = 4096
