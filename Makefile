@@ -8,7 +8,7 @@ DEMO    ?= demo
 # torch is pinned to the CPU build that sits on local disk; an unpinned torch pulls a multi-GB
 # CUDA build. setup.cfg itself stays permissive (torch>=2.2) for users with their own torch.
 TORCH   ?= torch==2.13.0
-SYSPKGS := ffmpeg libosmesa6
+SYSPKGS := ffmpeg libosmesa6 libtcmalloc-minimal4
 
 .PHONY: all venv sysdeps test demo bench clean
 all: test
@@ -17,6 +17,7 @@ sysdeps:
 	@missing=""; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	ldconfig -p 2>/dev/null | grep -q libOSMesa || missing="$$missing libosmesa6"; \
+	ldconfig -p 2>/dev/null | grep -q libtcmalloc || missing="$$missing libtcmalloc-minimal4"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

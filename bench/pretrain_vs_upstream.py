@@ -20,7 +20,10 @@ Our modes are `cwm-train --speed` paths (`cwm.model.fast`): `reference` (eager, 
 for-loop Adam: the numerics yardstick), `eager` (channels-last, fused AdamW, no compilation) and
 `default` (what `cwm-train` does without flags: at the paper preset `compiled`; its compiled code
 comes from the persistent cache after the first run on a machine, and its warm-up column is that
-process's compile time plus one step: cold on a fresh machine, warm after).
+process's compile time plus one step: cold on a fresh machine, warm after). Our processes run
+under the allocator our commands choose (`cwm.allocator`: tcmalloc where installed, unless
+CWM_ALLOCATOR says otherwise), upstream's under the system's malloc as it ships;
+`--upstream-tcmalloc` adds upstream under tcmalloc too, for the like-for-like ratio.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cwm.allocator import preload_env  # noqa: E402  (light: no torch)
 
 KINDS = ("contextwm", "plain")
 BATCH, LENGTH, SIZE = 16, 25, 64
@@ -166,6 +172,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps per process first")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default="bench/pretrain_vs_upstream.json")
+    ap.add_argument("--upstream-tcmalloc", action="store_true",
+                    help="also time upstream under tcmalloc (the allocator our commands choose), "
+                         "for a like-for-like ratio")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--kind", help=argparse.SUPPRESS)
     ap.add_argument("--batch-dir", help=argparse.SUPPRESS)
@@ -191,7 +200,7 @@ def main() -> None:
     up_python = Path(args.upstream) / "venv" / "bin" / "python"
     sides = list(modes)
     if (Path(args.upstream) / "src" / "wmlib").is_dir() and up_python.is_file():
-        sides = ["upstream"] + sides
+        sides = ["upstream"] + (["upstream-tcmalloc"] if args.upstream_tcmalloc else []) + sides
     else:
         print(f"upstream not found at {args.upstream} (needs src/wmlib and venv/bin/python): "
               f"timing ours only", file=sys.stderr)
@@ -206,21 +215,30 @@ def main() -> None:
                 order = sides if n % 2 == 0 else sides[::-1]
                 n += 1
                 for side in order:
-                    python = str(up_python) if side == "upstream" else sys.executable
-                    cmd = [python, str(Path(__file__).resolve()), "--worker", side,
+                    upstream = side.startswith("upstream")
+                    python = str(up_python) if upstream else sys.executable
+                    cmd = [python, str(Path(__file__).resolve()), "--worker",
+                           "upstream" if upstream else side,
                            "--kind", kind, "--batch-dir", batch_dir, "--upstream", args.upstream,
                            "--steps", str(args.steps), "--warmup", str(args.warmup),
                            "--threads", str(args.threads)]
                     env = {**os.environ, "PYTHONPATH": str(root)}
-                    if side == "upstream":
+                    if upstream:                 # as it ships: the system's malloc
                         env.pop("PYTHONPATH")
+                        env.pop("LD_PRELOAD", None)
+                    if side == "upstream-tcmalloc" or not upstream:
+                        # ours as `cwm-train` runs (cwm.allocator: tcmalloc where installed)
+                        env = preload_env({**env, "CWM_ALLOCATOR": "tcmalloc"} if upstream
+                                          else env)
                     load = load_average()
                     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root)
                     if out.returncode != 0:
                         sys.exit(f"error: {side} {kind} failed:\n{out.stderr[-3000:]}")
                     res = json.loads(out.stdout.strip().splitlines()[-1])
                     res.update(side=side, kind=kind, round=r, load_before=load,
-                               load_after=load_average())
+                               load_after=load_average(),
+                               allocator="tcmalloc" if "tcmalloc" in env.get("LD_PRELOAD", "")
+                               else "system")
                     runs.append(res)
                     Path(args.json).write_text(json.dumps(runs, indent=1) + "\n")  # so far
                     print(f"round {r} {kind:9s} {side:9s} wall {statistics.median(res['step_s']):6.2f}s "
@@ -232,9 +250,10 @@ def main() -> None:
 
 
 def report(runs: list[dict], kinds: list[str], sides: list[str]) -> str:
-    lines = ["| model | side | params | step, wall (s) | rate vs upstream, wall | step, CPU (s) | "
-             "rate vs upstream, CPU | peak RSS (GiB) | warm-up (s) | load |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | side | allocator | params | step, wall (s) | rate vs upstream, wall | "
+             "rate vs upstream under tcmalloc, wall | step, CPU (s) | rate vs upstream, CPU | "
+             "peak RSS (GiB) | warm-up (s) | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind in kinds:
         med = {}
         for side in sides:
@@ -244,18 +263,21 @@ def report(runs: list[dict], kinds: list[str], sides: list[str]) -> str:
         for side in sides:
             rs = [x for x in runs if x["kind"] == kind and x["side"] == side]
             wall, cpu = med[side]
-            up = med.get("upstream")
+            up, up_tc = med.get("upstream"), med.get("upstream-tcmalloc")
             rw = f"{up[0] / wall:.2f}x" if up else "-"
+            rt = f"{up_tc[0] / wall:.2f}x" if up_tc else "-"
             rc = f"{up[1] / cpu:.2f}x" if up else "-"
             loads = [x["load_before"] for x in rs] + [x["load_after"] for x in rs]
             lines.append(
-                f"| {kind} | {side} | {rs[0]['params']:,} | {wall:.2f} | {rw} | {cpu:.2f} | {rc} | "
+                f"| {kind} | {side} | {rs[0].get('allocator', '?')} | {rs[0]['params']:,} | "
+                f"{wall:.2f} | {rw} | {rt} | {cpu:.2f} | {rc} | "
                 f"{max(x['rss_peak_mib'] for x in rs) / 1024:.2f} | "
                 f"{statistics.median(x['warmup_s'] for x in rs):.0f} | "
                 f"{min(loads):.1f}-{max(loads):.1f} |")
         params = {x["params"] for x in runs if x["kind"] == kind}
         if len(params) > 1:
-            lines.append(f"| {kind} | **parameter counts differ: {sorted(params)}** | | | | | | | | |")
+            lines.append(f"| {kind} | **parameter counts differ: {sorted(params)}** "
+                         "| | | | | | | | | | |")
     return "\n".join(lines)
 
 

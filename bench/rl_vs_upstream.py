@@ -29,6 +29,10 @@ phase: ours world model / imagine / actor / critic, upstream world model / imagi
 where behaviour includes its imagination; the profiler's own overhead inflates small ops, so read
 the phases as shares).
 
+Allocators: ours runs under the one `cwm-rl` chooses (`cwm.allocator`: tcmalloc where installed),
+upstream under the system's malloc as it ships; `--upstream-tcmalloc` adds upstream under
+tcmalloc as a third side, for the like-for-like ratio.
+
 Every process runs torch with `--threads` threads (default 1, as both loops run next to their env
 processes on a 2-core machine). Prints one JSON object; the ratios are ours / upstream's.
 Upstream is prepared outside this repository as experiments/rl_parity/README.md describes.
@@ -49,6 +53,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+from cwm.allocator import preload_env  # noqa: E402  (light: no torch)
 
 SIZES = {
     # ours: (preset, batch, seq_len); upstream: the flags giving the same networks and batch.
@@ -186,18 +192,31 @@ def worker_upstream(size: str, updates: int, warmup: int, profile: bool, upstrea
     return out
 
 
+def side_env(side: str, env: dict[str, str]) -> dict[str, str]:
+    """The allocator of each side: ours as `cwm-rl` runs (cwm.allocator: tcmalloc where
+    installed), upstream's as it ships (the system's malloc), `upstream-tcmalloc` under tcmalloc."""
+    env = {k: v for k, v in env.items() if k != "LD_PRELOAD"}
+    if side == "ours":
+        return preload_env(env)
+    if side == "upstream-tcmalloc":
+        return preload_env({**env, "CWM_ALLOCATOR": "tcmalloc"})
+    return env
+
+
 def run_worker(side: str, size: str, args) -> dict:
     """One fresh process of `side`; its JSON result with the load average at its start."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    if side == "upstream":
+    if side.startswith("upstream"):
         python, cwd = f"{args.upstream}/venv/bin/python", f"{args.upstream}/src"
         env["PYTHONPATH"] = ""
         env.setdefault("MUJOCO_GL", "egl")
     else:
         python, cwd = sys.executable, str(ROOT)
         env["PYTHONPATH"] = str(ROOT)
+    env = side_env(side, env)
     updates, warmup = (args.updates, 2) if size == "small" else (args.paper_updates, 1)
-    cmd = [python, str(HERE), "_worker", side, size, str(updates), str(warmup), str(args.threads),
+    cmd = [python, str(HERE), "_worker", side.split("-")[0], size, str(updates), str(warmup),
+           str(args.threads),
            args.upstream, "1" if args.profile else "0", "0" if args.reference else "1"]
     load = os.getloadavg()[0]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -231,7 +250,8 @@ def loop_commands(args, out: Path) -> dict[str, tuple[list[str], dict, str]]:
 
 
 def run_loop(side: str, args, tmp: Path) -> dict:
-    cmd, env, cwd = loop_commands(args, tmp / f"{side}-{time.monotonic_ns()}")[side]
+    cmd, env, cwd = loop_commands(args, tmp / f"{side}-{time.monotonic_ns()}")[side.split("-")[0]]
+    env = side_env(side, env)      # ours: cwm-rl would re-execute itself into the same
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()
@@ -278,17 +298,21 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--reference", action="store_true", help="ours on its reference path")
     ap.add_argument("--upstream", default="/tmp/upstream")
+    ap.add_argument("--upstream-tcmalloc", action="store_true",
+                    help="also run upstream under tcmalloc (the allocator cwm-rl chooses), for a "
+                         "like-for-like ratio")
     args = ap.parse_args()
     if not Path(args.upstream, "venv", "bin", "python").exists():
         raise SystemExit(f"error: no upstream set-up at {args.upstream} "
                          "(experiments/rl_parity/README.md)")
     result: dict = {"threads": args.threads, "reference": args.reference, "update": {}, "loop": {}}
+    sides = ["ours", "upstream"] + (["upstream-tcmalloc"] if args.upstream_tcmalloc else [])
     for size in [s for s in args.sizes.split(",") if s]:
         if size not in SIZES:
             raise SystemExit(f"error: unknown size {size!r}; choose from {', '.join(SIZES)}")
-        rows = {"ours": [], "upstream": []}
+        rows = {side: [] for side in sides}
         for rep in range(args.reps if size == "small" else args.paper_reps):
-            for side in (("ours", "upstream") if rep % 2 == 0 else ("upstream", "ours")):
+            for side in (sides if rep % 2 == 0 else sides[::-1]):
                 rows[side].append(run_worker(side, size, args))
                 row = rows[side][-1]
                 print(f"update {size} {side} rep {rep}: {row['updates_per_s']:.3f} updates/s, "
@@ -302,10 +326,13 @@ def main() -> None:
             / med["upstream"]["updates_per_s"],
             "upstream_vs_ours_cpu_s": med["upstream"]["cpu_s_per_update"]
             / med["ours"]["cpu_s_per_update"]}
+        if "upstream-tcmalloc" in med:
+            result["update"][size]["ours_vs_upstream_tcmalloc_updates_per_s"] = (
+                med["ours"]["updates_per_s"] / med["upstream-tcmalloc"]["updates_per_s"])
     with tempfile.TemporaryDirectory() as tmp:
-        rows = {"ours": [], "upstream": []}
+        rows = {side: [] for side in sides}
         for rep in range(args.loop_reps):
-            for side in (("ours", "upstream") if rep % 2 == 0 else ("upstream", "ours")):
+            for side in (sides if rep % 2 == 0 else sides[::-1]):
                 rows[side].append(run_loop(side, args, Path(tmp)))
                 row = rows[side][-1]
                 print(f"loop {side} rep {rep}: {row['frames_per_s']:.1f} frames/s, "
@@ -318,6 +345,9 @@ def main() -> None:
                               / med["upstream"]["frames_per_s"],
                               "upstream_vs_ours_cpu_s": med["upstream"]["cpu_s"]
                               / med["ours"]["cpu_s"]}
+            if "upstream-tcmalloc" in med:
+                result["loop"]["ours_vs_upstream_tcmalloc_frames_per_s"] = (
+                    med["ours"]["frames_per_s"] / med["upstream-tcmalloc"]["frames_per_s"])
     print(json.dumps(result, indent=1))
 
 

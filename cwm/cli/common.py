@@ -13,14 +13,21 @@ from cwm.errors import UserError
 from cwm.values import MAX_SEED, check
 
 
-def run_cli(command: click.BaseCommand, argv: list[str] | None = None) -> None:
+def run_cli(command: click.BaseCommand, argv: list[str] | None = None,
+            allocator: bool = False) -> None:
     """Run a click command; a `UserError` prints `error: ...` on stderr and exits with status 2.
 
     click's own usage errors already print one line (plus a usage hint) and exit 2.
     Ctrl-C exits 130 without a traceback; stages that need to save state on Ctrl-C do so in
-    their own `finally` blocks before the interrupt reaches here.
+    their own `finally` blocks before the interrupt reaches here. With `allocator`, a command
+    started from the command line (`argv` None) first re-executes itself under the preferred
+    memory allocator (`cwm.allocator`), unless it only asks for `--help`.
     """
     try:
+        if allocator and argv is None and "--help" not in sys.argv[1:]:
+            from cwm.allocator import reexec_with_preferred_allocator
+
+            reexec_with_preferred_allocator()
         # Without standalone mode click *returns* the code of a `click.exceptions.Exit`
         # instead of exiting with it: pass it on, or a failed run would exit 0.
         code = command.main(args=argv, standalone_mode=False)

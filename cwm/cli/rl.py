@@ -132,7 +132,7 @@ def export_minari(run, dataset_id, datasets_path):
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_cli(cli, argv)
+    run_cli(cli, argv, allocator=True)
 
 
 if __name__ == "__main__":

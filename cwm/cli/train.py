@@ -86,7 +86,7 @@ def predict(run, shards, n_clips, eval_clips, use_mode, out, seed, device):
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_cli(cli, argv)
+    run_cli(cli, argv, allocator=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import imageio.v2 as imageio
 import numpy as np
 import torch
 from PIL import Image
@@ -89,9 +88,34 @@ def save_png(path: str | Path, image: np.ndarray, scale: int = 1) -> Path:
     return Path(path)
 
 
+PALETTE_FRAMES = 32   # evenly spaced frames a GIF's one palette is built from
+
+
+def shared_palette(frames: np.ndarray) -> Image.Image:
+    """One 256-colour palette image for all of uint8 [T, H, W, 3] `frames`: a median cut of up
+    to PALETTE_FRAMES evenly spaced frames stacked into one picture (first and last included)."""
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), PALETTE_FRAMES)).round())
+    stacked = np.concatenate([frames[int(i)] for i in picks], axis=0)
+    return Image.fromarray(stacked).quantize(256, method=Image.Quantize.MEDIANCUT)
+
+
 def save_gif(path: str | Path, frames: np.ndarray, fps: float = 5.0) -> Path:
+    """A looping GIF of uint8 [T, H, W, 3] frames at `fps`, written atomically.
+
+    All frames share one palette (`shared_palette`) and are mapped onto it without dithering:
+    a table look-up per pixel instead of a palette search per frame, which made a 500-frame
+    evaluation GIF of the RL loop 13x cheaper (bench/RESULTS.md, "rl loop"). Colours outside
+    the sampled frames take their nearest palette colour. A fixed camera over one scene, the
+    case of every GIF here, loses next to nothing; a sequence of ever-changing colours loses
+    about twice what a palette per frame would (tests/model/test_pictures.py).
+    """
+    frames = np.asarray(frames)
+    palette = shared_palette(frames)
+    images = [Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE)
+              for f in frames]
     with atomic_path(path) as tmp:
-        imageio.mimsave(tmp, list(frames), format="GIF", duration=1.0 / fps, loop=0)
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                       duration=max(20, round(1000 / fps)))
     return Path(path)
 
 

@@ -27,6 +27,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from cwm.allocator import in_use as allocator_in_use
 from cwm.atomic import write_json
 from cwm.errors import UserError
 from cwm.locks import DirLock
@@ -169,7 +170,8 @@ def _train(cfg: RunConfig, shards: str, run_dir: Path, rt: Runtime, speed: str,
                                              "world_size": rt.world_size,
                                              "device": str(rt.device), "parameters": counts})
         echo(format_config(cfg, counts["total"]))
-        echo(f"device = {rt.device}" + (f" x {rt.world_size} processes" if rt.distributed else ""))
+        echo(f"device = {rt.device}" + (f" x {rt.world_size} processes" if rt.distributed else "")
+             + f"; allocator = {allocator_in_use()}")
         echo(how)
         echo(f"resuming {run_dir} from step {start_step} ({ckpt_path})" if ckpt_path
              else f"starting {run_dir}")

@@ -27,24 +27,11 @@ checkpoint and a resumed run continues with the same queue.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-RULES = ("upstream", "causal")
-
-
-@dataclass
-class BonusConfig:
-    window: int = 5
-    dim: int = 128
-    queue_size: int = 4096
-    k: int = 16
-    momentum: float = 0.99
-    rule: str = "upstream"
-
+from cwm.rl.config import BONUS_RULES as RULES, BonusConfig
 
 class KNNBonus(nn.Module):
     def __init__(self, feat_dim: int, cfg: BonusConfig | None = None, seed: int = 0):

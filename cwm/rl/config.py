@@ -34,10 +34,26 @@ from dataclasses import dataclass
 
 from cwm.errors import UserError
 from cwm.model.config import ModelConfig, make_config as make_model_config
-from cwm.rl.bonus import RULES as BONUS_RULES, BonusConfig
 from cwm.rl.envs.registry import FAMILIES
-from cwm.rl.returns import RETURN_NORMS, REWARD_TRANSFORMS
 from cwm.values import MAX_SEED, check
+
+# The names of the options the RL modules implement live here, with the settings, so that
+# reading and checking a config (and `cwm-rl --help`) never imports torch.
+BONUS_RULES = ("upstream", "causal")            # cwm.rl.bonus
+REWARD_TRANSFORMS = ("identity", "symlog")      # cwm.rl.returns
+RETURN_NORMS = ("none", "percentile")           # cwm.rl.returns
+
+
+@dataclass
+class BonusConfig:
+    """The video-based exploration bonus (`cwm.rl.bonus.KNNBonus`)."""
+
+    window: int = 5
+    dim: int = 128
+    queue_size: int = 4096
+    k: int = 16
+    momentum: float = 0.99
+    rule: str = "upstream"
 
 PRESETS = ("metaworld", "dmc", "small", "tiny")
 AGENTS = ("contextwm", "plain", "dreamerv2")

@@ -36,6 +36,7 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cwm.allocator import in_use as allocator_in_use
 from cwm.atomic import atomic_path, remove_stale_tmp, write_json
 from cwm.errors import UserError
 from cwm.model.checkpoint import safe_load, save_atomic
@@ -226,33 +228,46 @@ class Run:
         self.rng = np.random.default_rng(cfg.seed)
 
         steps = self.counters["env_steps"]
-        self.envs = factories.make_envs(cfg, env_seed(cfg, 0, steps))
-        self.n = self.envs.num_envs
-        self.action_dim = int(self.envs.single_action_space.shape[0])
-        self.agent: Agent = factories.make_agent(cfg, self.action_dim, device)
-        replay_dir = run_dir / "replay"
-        last_seq = self.counters["replay_last_seq"] if ckpt is not None else None
-        self.replay: Replay = factories.make_replay(replay_dir, cfg, discard_after=last_seq)
-        if self.replay.stats()["discarded_files"]:
-            echo(f"replay: dropped {self.replay.stats()['discarded_files']} chunk(s) written "
-                 "after the checkpoint")
-        if ckpt is not None:
-            echo(f"replay: {self.replay.stats()['loaded_steps']} steps loaded from {replay_dir} "
-                 f"(checkpoint: {ckpt['replay_steps']})")
-        if ckpt is not None:
-            self.agent.load_state_dict(ckpt["agent"])
-            self.agent.load_optim_state(ckpt["optim"])
-            torch.set_rng_state(ckpt["rng"]["torch"])
-            self.rng.bit_generator.state = ckpt["rng"]["numpy"]
-            self.replay.load_state_dict(ckpt["replay"])
-        elif replay_from:
-            self._load_minari(replay_from)
+        # The evaluation env's process starts now, beside the training envs' and the agent's
+        # construction, instead of when the first evaluation needs it (~1.3 s of wall time).
         self.eval_env = None
-        self.ckpt_path = found[-1][1] if found else None
-        self.start_steps = steps
-        write_json(run_dir / "config.json", {**cfg.to_dict(), "device": str(device),
-                                             "parameters": count_parameters(self.agent),
-                                             "replay_from": replay_from})
+        self._eval_env_pending = None
+        if steps < cfg.loop.steps * repeat:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="eval-env")
+            self._eval_env_pending = pool.submit(factories.make_eval_env, cfg)
+            pool.shutdown(wait=False)
+        try:
+            self.envs = factories.make_envs(cfg, env_seed(cfg, 0, steps))
+            self.n = self.envs.num_envs
+            self.action_dim = int(self.envs.single_action_space.shape[0])
+            self.agent: Agent = factories.make_agent(cfg, self.action_dim, device)
+            replay_dir = run_dir / "replay"
+            last_seq = self.counters["replay_last_seq"] if ckpt is not None else None
+            self.replay: Replay = factories.make_replay(replay_dir, cfg, discard_after=last_seq)
+            if self.replay.stats()["discarded_files"]:
+                echo(f"replay: dropped {self.replay.stats()['discarded_files']} chunk(s) written "
+                     "after the checkpoint")
+            if ckpt is not None:
+                echo(f"replay: {self.replay.stats()['loaded_steps']} steps loaded from "
+                     f"{replay_dir} (checkpoint: {ckpt['replay_steps']})")
+            if ckpt is not None:
+                self.agent.load_state_dict(ckpt["agent"])
+                self.agent.load_optim_state(ckpt["optim"])
+                torch.set_rng_state(ckpt["rng"]["torch"])
+                self.rng.bit_generator.state = ckpt["rng"]["numpy"]
+                self.replay.load_state_dict(ckpt["replay"])
+            elif replay_from:
+                self._load_minari(replay_from)
+            self.ckpt_path = found[-1][1] if found else None
+            self.start_steps = steps
+            write_json(run_dir / "config.json", {**cfg.to_dict(), "device": str(device),
+                                                 "parameters": count_parameters(self.agent),
+                                                 "replay_from": replay_from})
+        except BaseException:       # e.g. a pretrained model of other sizes: no env left behind
+            if getattr(self, "envs", None) is not None:
+                self.envs.close()
+            self._close_eval_env()
+            raise
 
     # -- data ------------------------------------------------------------------------------------
 
@@ -299,7 +314,8 @@ class Run:
         `behavior.eval_state_mean`); the first one saved as a GIF."""
         cfg, steps = self.cfg, self.counters["env_steps"]
         if self.eval_env is None:
-            self.eval_env = self.factories.make_eval_env(cfg)
+            pending, self._eval_env_pending = self._eval_env_pending, None
+            self.eval_env = pending.result() if pending else self.factories.make_eval_env(cfg)
         env = self.eval_env
         obs, _ = env.reset(seed=[env_seed(cfg, 2, steps)])
         state, returns, successes, lengths = None, [], [], []
@@ -358,11 +374,21 @@ class Run:
         per_env = self.envs.get_attr("timings")
         return {k: float(sum(t[k] for t in per_env)) for k in ("physics", "render")}
 
+    def _close_eval_env(self) -> None:
+        pending, self._eval_env_pending = self._eval_env_pending, None
+        if pending is not None:
+            try:
+                self.eval_env = pending.result()
+            except Exception:       # it was never used: its failure is nobody's concern now
+                pass
+        if self.eval_env is not None:
+            self.eval_env.close()
+            self.eval_env = None
+
     def close(self) -> None:
         self.replay.close()
         self.envs.close()
-        if self.eval_env is not None:
-            self.eval_env.close()
+        self._close_eval_env()
 
 
 def write_curve(run_dir: Path, env: str) -> Path:
@@ -416,7 +442,8 @@ def _drive(run: Run, progress: bool) -> dict:
     eval_every, log_every, ckpt_every = (loop.eval_every * repeat, loop.log_every * repeat,
                                          loop.ckpt_every * repeat)
     echo(format_config(cfg))
-    echo(f"device = {run.device}; parameters = {count_parameters(run.agent)['total']:,}")
+    echo(f"device = {run.device}; parameters = {count_parameters(run.agent)['total']:,}; "
+         f"allocator = {allocator_in_use()}")
     echo(f"resuming {run.run_dir} at {c['env_steps']} frames, {c['updates']} updates "
          f"({run.ckpt_path})" if run.ckpt_path else f"starting {run.run_dir}")
     if c["env_steps"] >= total:

@@ -18,9 +18,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-REWARD_TRANSFORMS = ("identity", "symlog")
-RETURN_NORMS = ("none", "percentile")
-
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x) * torch.log1p(x.abs())

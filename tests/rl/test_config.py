@@ -121,3 +121,18 @@ def test_resuming_a_checkpoint_from_before_the_unit_change_is_refused(tmp_path):
     with pytest.raises(UserError, match="predates the unit change"):
         Run(old, tmp_path, None, torch.device("cpu"), print)
     assert not (tmp_path / "config.json").exists()
+
+
+def test_cli_and_config_do_not_import_torch():
+    """`cwm-rl --help` and reading a config stay light (torch costs ~2 s per process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from cwm.cli import rl\n"
+            "from cwm.rl.config import make_rl_config\n"
+            "make_rl_config('dmc', 'cartpole-balance', 'small', 'dreamerv2')\n"
+            "rl.cli.main(['--help'], standalone_mode=False)\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -43,3 +43,47 @@ def test_metaworld_envs_in_separate_processes_render_like_one_alone():
         alone.close()
     finally:
         envs.close()
+
+
+LEAN_SCRIPT = """
+import sys, threading
+import torch                      # the main module is heavy, as the cwm-rl CLI is
+from cwm.rl.envs.parallel import make_parallel_envs
+from cwm.rl.envs.registry import EnvConfig
+
+def children_with_torch(envs):
+    return sum(any("libtorch" in line for line in open(f"/proc/{p.pid}/maps"))
+               for p in envs.processes)
+
+if __name__ == "__main__":
+    spec, file = __spec__, __file__
+    config = EnvConfig("dmc", "cartpole-balance", seed=0, render="fast", size=16)
+    made = []
+    threads = [threading.Thread(target=lambda: made.append(make_parallel_envs([config])))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    envs = make_parallel_envs([config, config])
+    for e in made + [envs]:
+        e.reset()
+    print(sum(children_with_torch(e) for e in made + [envs]), len(made),
+          __spec__ is spec, __file__ == file)
+    for e in made + [envs]:
+        e.close()
+"""
+
+
+def test_env_processes_do_not_import_the_parents_main_module(tmp_path):
+    """Spawned env processes skip the parent's `__main__` (for cwm-rl: the CLI and torch), also
+    when two threads make envs at once; the parent's main module is left as it was."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "heavy_main.py"
+    script.write_text(LEAN_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0", "2", "True", "True"]

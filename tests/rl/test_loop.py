@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import torch
 
+from cwm.allocator import find_tcmalloc
 from cwm.model.metrics import read_metrics
 from cwm.rl.loop import list_checkpoints
 
@@ -56,7 +57,11 @@ def check_run(run: Path, env: str, task: str, steps: int) -> list[dict]:
 def test_tiny_run_dmc(tmp_path):
     run = tmp_path / "dmc"
     setting = ("--set", "behavior.actor_raw_bound=2")
-    out = summary(run_rl("--env", "dmc", "--out", str(run), *setting, *TINY))
+    stdout = run_rl("--env", "dmc", "--out", str(run), *setting, *TINY)
+    out = summary(stdout)
+    # The command line re-executes itself under tcmalloc where it is installed (cwm.allocator).
+    expected = "tcmalloc" if find_tcmalloc() and "CWM_ALLOCATOR" not in os.environ else "system"
+    assert f"allocator = {expected}" in stdout
     # tiny counts agent steps (cartpole repeats each action twice): prefill 100 steps = 200
     # frames, then 2 pre-train updates and one per 25 steps = 50 frames up to 200 = 400 frames.
     assert out["env_steps"] == 400 and out["updates"] == 2 + 200 // 50

@@ -152,3 +152,31 @@ def test_ctrl_c_to_the_process_group_saves_every_counted_frame(tmp_path):
         firsts = sum(int(c.data["is_first"].sum()) for c in replay.chunks())
         # every agent step (2 frames on DMC) plus each episode's reset observation
         assert len(replay) == ckpt["replay_steps"] == frames // 2 + firsts
+
+
+def test_a_run_that_fails_to_start_closes_its_early_evaluation_env(tmp_path):
+    """The evaluation env starts on a thread while the run is built; when building fails (here
+    the agent), its process and the training envs' are shut down, not left behind."""
+    from cwm.rl.config import make_rl_config
+    from cwm.rl.loop import Factories, Run, default_envs, default_eval_env
+
+    made = []
+
+    def eval_env(cfg):
+        made.append(default_eval_env(cfg))
+        return made[-1]
+
+    def envs(cfg, seed):
+        made.append(default_envs(cfg, seed))
+        return made[-1]
+
+    def no_agent(cfg, action_dim, device):
+        raise UserError("no agent today")
+
+    cfg = make_rl_config("dmc", "cartpole-balance", "tiny", "dreamerv2", 0, "fast", 1)
+    with pytest.raises(UserError, match="no agent today"):
+        Run(cfg, tmp_path / "run",
+            Factories(make_envs=envs, make_eval_env=eval_env, make_agent=no_agent),
+            torch.device("cpu"), echo=lambda line: None)
+    assert len(made) == 2 and all(e.closed for e in made)
+    assert not any(p.is_alive() for e in made for p in e.processes)

@@ -15,9 +15,12 @@ replay (`cwm.rl.replay`). `envs.get_attr("timings")` gives each child's physics/
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
+import sys
+import threading
 
 import gymnasium as gym
 from gymnasium.vector.async_vector_env import _async_worker
@@ -37,6 +40,44 @@ def _make_in_child(config: EnvConfig, render_threads: int) -> gym.Env:
     return config.make()
 
 
+_hiding = threading.Lock()
+_hidden: list = []          # [count, saved __spec__, saved __file__] while hidden
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Spawn children without re-importing the parent's `__main__`.
+
+    A spawned child runs the parent's main module again (by name or path) before it unpickles
+    its target. For `cwm-rl` that is the CLI, which imports torch: ~1 CPU-s and ~300 MB of
+    memory in every env process, which needs only MuJoCo. The env functions live in this module,
+    so the children need nothing from `__main__`: while this is active, multiprocessing sees a
+    main module with neither a spec nor a file and tells the child to import none. Nested and
+    concurrent uses (the loop makes its evaluation env on a thread) restore it once, at the end.
+    """
+    main = sys.modules["__main__"]
+    with _hiding:
+        if not _hidden:
+            _hidden[:] = [0, main.__dict__.get("__spec__"), main.__dict__.get("__file__", _ABSENT)]
+            main.__spec__ = None
+            main.__dict__.pop("__file__", None)
+        _hidden[0] += 1
+    try:
+        yield
+    finally:
+        with _hiding:
+            _hidden[0] -= 1
+            if _hidden[0] == 0:
+                _, spec, file = _hidden
+                main.__spec__ = spec
+                if file is not _ABSENT:
+                    main.__file__ = file
+                _hidden.clear()
+
+
+_ABSENT = object()
+
+
 def make_parallel_envs(configs: list[EnvConfig], render_threads: int = 1) -> gym.vector.AsyncVectorEnv:
     """One spawned process per config; give each a different `seed` for independent episodes."""
     # The backend probe (if any) happens once here, and the children inherit its choice.
@@ -44,10 +85,11 @@ def make_parallel_envs(configs: list[EnvConfig], render_threads: int = 1) -> gym
 
     select_backend()
     fns = [functools.partial(_make_in_child, c, render_threads) for c in configs]
-    return gym.vector.AsyncVectorEnv(
-        fns,
-        shared_memory=True,
-        context="spawn",
-        autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
-        worker=_worker_leaving_ctrl_c_to_the_parent,
-    )
+    with _main_module_hidden():
+        return gym.vector.AsyncVectorEnv(
+            fns,
+            shared_memory=True,
+            context="spawn",
+            autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+            worker=_worker_leaving_ctrl_c_to_the_parent,
+        )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import weakref
 from typing import Literal
 
@@ -61,21 +62,25 @@ def probe_backend(backend: str, timeout: float = 60.0) -> str | None:
     return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
+_SELECTING = threading.Lock()
+
+
 def select_backend(candidates: tuple[str, ...] = BACKENDS) -> str:
     """The OpenGL backend to render with; probes and exports one when `MUJOCO_GL` is unset.
 
     Raises UserError when no candidate works, naming what to install or set.
     """
-    chosen = os.environ.get("MUJOCO_GL", "").strip().lower()
-    if chosen:
-        return chosen
-    errors = []
-    for backend in candidates:
-        err = probe_backend(backend)
-        if err is None:
-            os.environ.update(_backend_env(backend))
-            return backend
-        errors.append(f"{backend}: {err}")
+    with _SELECTING:       # envs made on two threads at once probe once
+        chosen = os.environ.get("MUJOCO_GL", "").strip().lower()
+        if chosen:
+            return chosen
+        errors = []
+        for backend in candidates:
+            err = probe_backend(backend)
+            if err is None:
+                os.environ.update(_backend_env(backend))
+                return backend
+            errors.append(f"{backend}: {err}")
     raise UserError(
         "no headless OpenGL backend works ("
         + "; ".join(errors)
