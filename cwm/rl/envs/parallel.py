@@ -40,6 +40,7 @@ def _make_in_child(config: EnvConfig, render_threads: int) -> gym.Env:
     return config.make()
 
 
+_ABSENT = object()          # a main module without __file__
 _hiding = threading.Lock()
 _hidden: list = []          # [count, saved __spec__, saved __file__] while hidden
 
@@ -74,8 +75,6 @@ def _main_module_hidden():
                     main.__file__ = file
                 _hidden.clear()
 
-
-_ABSENT = object()
 
 
 def make_parallel_envs(configs: list[EnvConfig], render_threads: int = 1) -> gym.vector.AsyncVectorEnv:
