@@ -32,7 +32,8 @@ from cwm.model.config import (MODEL_KINDS, PRESETS, SAMPLE_BY, SPEEDS, make_conf
               help="compiled: channels-last + torch.compile (compiled code cached in "
                    "~/.cache/cwm, so minutes once per machine); eager: channels-last, no "
                    "compilation; reference: the plain eager model the others are checked "
-                   "against; auto: compiled for the paper preset, else eager.")
+                   "against; auto: compiled for the paper preset on CUDA, else eager (on the CPU, "
+                   "under tcmalloc, compiling gained nothing).")
 @click.option("--batch-size", type=POSITIVE_INT, default=None, help="Clips per step over all processes.")
 @click.option("--seq-len", type=Number(int, low=2), default=None, help="Frames per clip.")
 @click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Adam learning rate.")

@@ -12,10 +12,13 @@
     compiled   eager's layout and optimizer, and the loss (forward and backward) through
                `torch.compile`, whose compiled code is cached on disk (`compile_cache_dir`): the
                first run on a machine pays minutes of compilation, later runs load it in seconds.
-    auto       (cwm-train's default) compiled for the `paper` preset, where a first compilation
-               of minutes is repaid within a few hundred of its 1.2M steps and later runs load
-               it from the cache; eager for `small` and `tiny`, whose short CPU runs
-               (demo, tests) would spend more time compiling than training.
+    auto       (cwm-train's default) compiled for the `paper` preset on CUDA, where a first
+               compilation of minutes is repaid within a few hundred of its 1.2M steps and later
+               runs load it from the cache; eager everywhere else. On the CPU, under the
+               tcmalloc allocator the commands choose (`cwm.allocator`), the compiled paper step
+               was no faster than eager (bench/RESULTS.md, "Speed against upstream"), so it
+               is not worth minutes of compilation; `small` and `tiny` runs (demo, tests) would
+               spend more time compiling than training on any device.
 
 All paths compute the same function of the same parameters, with the same parameter and state
 names: a checkpoint written under one resumes under any other.
@@ -34,12 +37,13 @@ from cwm.model.config import SPEEDS
 from cwm.model.transposed import fast_transposed_convs_
 
 
-def resolve_speed(speed: str, preset: str) -> str:
-    """`auto` -> the path a run of `preset` should take; other names pass through."""
+def resolve_speed(speed: str, preset: str, device_type: str = "cpu") -> str:
+    """`auto` -> the path a run of `preset` on `device_type` should take; other names pass
+    through."""
     if speed not in SPEEDS:
         raise UserError(f"unknown speed {speed!r}; choose one of {', '.join(SPEEDS)}")
     if speed == "auto":
-        return "compiled" if preset == "paper" else "eager"
+        return "compiled" if preset == "paper" and device_type == "cuda" else "eager"
     return speed
 
 

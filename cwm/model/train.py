@@ -112,8 +112,9 @@ def train(cfg: RunConfig, shards: str, run_dir: str | Path, *, device: str = "au
     from cwm.shards.spec import resolve_spec
 
     resolve_spec(shards)  # a bad or empty spec fails here, before anything is written
-    speed = resolve_speed(speed, cfg.preset)
+    resolve_speed(speed, cfg.preset)  # an unknown name fails before a process group starts
     rt = setup_runtime(device)
+    speed = resolve_speed(speed, cfg.preset, rt.device.type)
     lock = None
     try:
         # One job per run directory: its rank 0 owns it (other ranks write nothing there).

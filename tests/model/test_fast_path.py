@@ -152,7 +152,10 @@ def test_a_different_model_is_caught():
 
 
 def test_speed_names():
-    assert resolve_speed("auto", "paper") == "compiled"
+    assert resolve_speed("auto", "paper", "cuda") == "compiled"
+    assert resolve_speed("auto", "paper", "cpu") == "eager"
+    assert resolve_speed("auto", "paper") == "eager"
+    assert resolve_speed("auto", "small", "cuda") == "eager"
     assert resolve_speed("auto", "small") == "eager"
     assert resolve_speed("auto", "tiny") == "eager"
     assert resolve_speed("reference", "paper") == "reference"
