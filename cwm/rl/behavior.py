@@ -151,6 +151,24 @@ class ActorCritic(nn.Module):
         excess = torch.cat([(mean.abs() - b).clamp_min(0), (std.abs() - 4 * b).clamp_min(0)], -1)
         return excess.square().sum(-1).mean()
 
+    def _objective(self, dist: TruncatedNormal, actions: torch.Tensor, target: torch.Tensor,
+                   baseline: torch.Tensor) -> torch.Tensor:
+        """What the actor maximises per imagined step [H, N] (`behavior.actor_grad`).
+
+        dynamics: the lambda-return itself, differentiable through the imagined states.
+        reinforce: log pi(a_t | s_t) times the advantage target_t - v_slow(s_t), both held
+        fixed, so only the log-probability carries gradient (the score-function estimator).
+        both: `actor_grad_mix` x dynamics + (1 - mix) x reinforce, as DreamerV2's mix.
+        """
+        cfg = self.cfg
+        if cfg.actor_grad == "dynamics":
+            return target
+        advantage = (target - baseline).detach()
+        reinforce = dist.log_prob(actions.detach()) * advantage
+        if cfg.actor_grad == "reinforce":
+            return reinforce
+        return cfg.actor_grad_mix * target + (1 - cfg.actor_grad_mix) * reinforce
+
     def act(self, feat: torch.Tensor, explore: bool) -> torch.Tensor:
         """[N, F] -> action [N, A]: a sample while exploring, the mode when evaluating."""
         dist = self.policy(feat)
@@ -187,7 +205,7 @@ class ActorCritic(nn.Module):
         cfg = self.cfg
         with frozen(*world_modules, self.critic):
             with record_function("cwm.update.imagine"):
-                feats, _, raws = self.imagine(rssm, start)             # [H + 1, N, F]
+                feats, actions, raws = self.imagine(rssm, start)       # [H + 1, N, F]
             with record_function("cwm.update.actor"):
                 reward = reward_fn(feats[1:])                           # r_t on leaving state t
                 value = self.slow_critic(feats).squeeze(-1)             # [H + 1, N]
@@ -196,10 +214,12 @@ class ActorCritic(nn.Module):
                 # The weight of step t is the probability of still being alive there: gamma^t.
                 weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0)
                 raw = raws if self.fast else self.actor(feats[:-1].detach())  # [H, N, 2A]
-                entropy = self._dist(raw).entropy()                     # [H, N]
+                dist = self._dist(raw)
+                entropy = dist.entropy()                                # [H, N]
                 scale = (self.return_scale.update(target) if self.return_scale is not None
                          else target.new_ones(()))
-                actor_loss = -(weight * (target / scale + cfg.actor_entropy * entropy)).mean()
+                objective = self._objective(dist, actions, target, value[:-1]) / scale
+                actor_loss = -(weight * (objective + cfg.actor_entropy * entropy)).mean()
                 actor_loss = actor_loss + self.saturation_penalty(raw)
         with record_function("cwm.update.actor"):
             self.actor_opt.zero_grad(set_to_none=True)

@@ -42,6 +42,7 @@ from cwm.values import MAX_SEED, check
 BONUS_RULES = ("upstream", "causal")            # cwm.rl.bonus
 REWARD_TRANSFORMS = ("identity", "symlog")      # cwm.rl.returns
 RETURN_NORMS = ("none", "percentile")           # cwm.rl.returns
+ACTOR_GRADS = ("dynamics", "reinforce", "both")   # cwm.rl.behavior
 
 
 @dataclass
@@ -127,6 +128,13 @@ class BehaviorConfig:
     # does not follow an imagined reward before the model has learned what actions do.
     return_norm: str = "none"
     actor_delay: int = 0
+    # The actor's gradient (DreamerV2's `actor_grad`): "dynamics" backpropagates the
+    # lambda-return through the learned dynamics (upstream's choice on DMC and Meta-world);
+    # "reinforce" weights the log-probability of each imagined action by its advantage over the
+    # slow critic, so a model that does not yet respond to actions gives a zero-mean gradient
+    # rather than a consistent push; "both" mixes them, `actor_grad_mix` on dynamics.
+    actor_grad: str = "dynamics"
+    actor_grad_mix: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -337,11 +345,14 @@ def validate(cfg: RLConfig) -> None:
                         f"at least {window}, got {loop.seq_len} (or learn.bonus_rule=causal)")
     for key, value, valid in (("learn.bonus_rule", learn.bonus_rule, BONUS_RULES),
                               ("learn.reward_transform", learn.reward_transform, REWARD_TRANSFORMS),
-                              ("behavior.return_norm", behavior.return_norm, RETURN_NORMS)):
+                              ("behavior.return_norm", behavior.return_norm, RETURN_NORMS),
+                              ("behavior.actor_grad", behavior.actor_grad, ACTOR_GRADS)):
         if value not in valid:
             raise UserError(f"{key} must be one of {', '.join(valid)}, got {value!r}")
     if behavior.actor_delay < 0:
         raise UserError(f"behavior.actor_delay must be non-negative, got {behavior.actor_delay}")
+    if not 0.0 <= behavior.actor_grad_mix <= 1.0:
+        raise UserError(f"behavior.actor_grad_mix must be in [0, 1], got {behavior.actor_grad_mix}")
     # Updates start after prefill, so each env's stream must by then hold one whole sequence.
     per_env = loop.prefill // cfg.envs
     if per_env < loop.seq_len:

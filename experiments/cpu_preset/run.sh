@@ -18,9 +18,10 @@ declare -A SETTINGS=(
   [v3returns]="learn.reward_transform=symlog behavior.return_norm=percentile"
   [actordelay]="behavior.actor_delay=500"                     # the actor waits 500 updates
   [rawbound]="behavior.actor_raw_bound=2"                     # actor outputs kept out of saturation
+  [reinforce]="behavior.actor_grad=reinforce"                # score-function actor gradient
 )
 VARIANTS=("$@")
-[[ ${#VARIANTS[@]} -gt 0 ]] || VARIANTS=(small freenats v3returns actordelay rawbound replay4x)
+[[ ${#VARIANTS[@]} -gt 0 ]] || VARIANTS=(small freenats v3returns actordelay rawbound reinforce replay4x)
 for v in "${VARIANTS[@]}"; do
   [[ -v "SETTINGS[$v]" ]] || { echo "error: unknown variant $v (${!SETTINGS[*]})" >&2; exit 2; }
   args=()

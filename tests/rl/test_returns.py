@@ -1,4 +1,5 @@
-"""The small-budget options of issue 12: symlog rewards, percentile return scaling, a delayed actor.
+"""The small-budget options of issue 12: symlog rewards, percentile return scaling, a delayed actor,
+the actor's gradient estimator.
 
 Each is off in every preset (upstream's protocol) and reached with `--set`."""
 
@@ -41,12 +42,15 @@ def test_presets_keep_upstreams_protocol():
         cfg = make_rl_config(env, preset=preset)
         assert cfg.learn.reward_transform == "identity"
         assert cfg.behavior.return_norm == "none" and cfg.behavior.actor_delay == 0
+        assert cfg.behavior.actor_grad == "dynamics"
 
 
 @pytest.mark.parametrize("setting, message", [
     ("learn.reward_transform=log", "learn.reward_transform must be one of identity, symlog"),
     ("behavior.return_norm=max", "behavior.return_norm must be one of none, percentile"),
     ("behavior.actor_delay=-1", "behavior.actor_delay must be non-negative"),
+    ("behavior.actor_grad=straight", "behavior.actor_grad must be one of dynamics, reinforce, both"),
+    ("behavior.actor_grad_mix=1.5", r"behavior.actor_grad_mix must be in \[0, 1\]"),
 ])
 def test_bad_values_are_refused(setting, message):
     with pytest.raises(UserError, match=message):
@@ -99,3 +103,38 @@ def test_percentile_scaling_is_logged_saved_and_divides_the_actor_objective():
     off = _agent()
     assert "return_scale.range" not in off.behavior.state_dict()
     assert float(off.update(_batch(action_dim=2))["return_scale"]) == 1.0
+
+
+@pytest.mark.parametrize("how", ["dynamics", "reinforce", "both"])
+def test_actor_objective_per_estimator(how):
+    """dynamics: the return, with its gradient; reinforce: log pi(a) x (return - baseline) with
+    the return and baseline held fixed; both: mix x dynamics + (1 - mix) x reinforce."""
+    agent = _agent(f"behavior.actor_grad={how}", "behavior.actor_grad_mix=0.25")
+    beh = agent.behavior
+    torch.manual_seed(0)
+    raw = torch.randn(3, 4, 2 * 2, requires_grad=True)
+    dist = beh._dist(raw)
+    actions = dist.rsample()
+    target = torch.randn(3, 4, requires_grad=True)
+    baseline = torch.randn(3, 4)
+    objective = beh._objective(dist, actions, target, baseline)
+    reinforce = dist.log_prob(actions.detach()) * (target - baseline).detach()
+    expected = {"dynamics": target, "reinforce": reinforce,
+                "both": 0.25 * target + 0.75 * reinforce}[how]
+    assert torch.allclose(objective, expected)
+    d_target, d_raw = torch.autograd.grad(objective.sum(), (target, raw), allow_unused=True)
+    d_target = torch.zeros_like(target) if d_target is None else d_target
+    assert torch.allclose(d_target, torch.full_like(target, {"dynamics": 1.0, "reinforce": 0.0,
+                                                             "both": 0.25}[how]))
+    # Only the score-function term reaches the actor's outputs without passing through actions:
+    # under dynamics the objective's gradient to raw goes through `target` alone (none here).
+    assert (d_raw is None or float(d_raw.abs().sum()) == 0.0) == (how == "dynamics")
+
+
+def test_a_reinforce_actor_trains_in_a_whole_update():
+    """The estimator is wired into the agent's update: the actor gets a gradient and moves."""
+    agent = _agent("behavior.actor_grad=reinforce")
+    actor0 = _params(agent.behavior.actor)
+    metrics = agent.update(_batch(action_dim=2))
+    assert float(metrics["actor_grad_norm"]) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(actor0, agent.behavior.actor.parameters()))
