@@ -45,6 +45,9 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
               show_default=True, help="fast: no shadows, reflections or MSAA (~10x faster on CPU).")
 @click.option("--envs", type=Number(int, low=1, high=256), default=1, show_default=True,
               help="Parallel training envs, one process each.")
+@click.option("--action-repeat", type=Number(int, low=1, high=1000), default=None,
+              help="Env frames per agent step (default: the family's protocol, DMC 2, "
+                   "Meta-world 1). Step counts stay in agent steps.")
 @device_option()
 @click.option("--replay-from", default=None,
               help="Seed the replay with a local Minari dataset (id as namespace/name-v0).")
@@ -59,7 +62,7 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def cli(ctx, env, task, out, preset, steps, pretrained, model_like, seed, agent, render, envs,
-        device, replay_from, prefill, eval_every, eval_episodes, ckpt_every, log_every, settings,
+        action_repeat, device, replay_from, prefill, eval_every, eval_episodes, ckpt_every, log_every, settings,
         no_progress):
     """Fine-tune a world model with Dreamer-style RL on a pixel control task."""
     if ctx.invoked_subcommand is not None:
@@ -84,7 +87,8 @@ def cli(ctx, env, task, out, preset, steps, pretrained, model_like, seed, agent,
             raise UserError(f"{shape_from} holds a {model.kind} world model, not {agent}: pass "
                             f"--agent {model.kind} or another checkpoint")
     cfg = make_rl_config(env, task, preset, agent, seed, render, envs, model=model,
-                         pretrained=pretrained, steps=steps, prefill=prefill,
+                         pretrained=pretrained, action_repeat=action_repeat,
+                         steps=steps, prefill=prefill,
                          eval_every=eval_every, eval_episodes=eval_episodes,
                          ckpt_every=ckpt_every, log_every=log_every)
     cfg = apply_settings(cfg, settings)
@@ -126,7 +130,7 @@ def export_minari(run, dataset_id, datasets_path):
         raise UserError(f"{cfg_file} is damaged (not a JSON object)")
     dataset_id = dataset_id or f"cwm/{cfg['env']}-{cfg['task']}-v0"
     env = EnvConfig(cfg["env"], cfg["task"], seed=int(cfg.get("seed", 0)),
-                    render=cfg.get("render", "default"))
+                    render=cfg.get("render", "default"), action_repeat=cfg.get("action_repeat"))
     got = export(Path(run) / "replay", dataset_id, env=env, datasets_path=datasets_path)
     click.echo(f"exported {got['episodes']} episode(s), {got['steps']} steps as {dataset_id}")
 

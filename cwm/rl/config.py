@@ -266,8 +266,9 @@ def default_preset(env: str) -> str:
 def make_rl_config(env: str, task: str | None = None, preset: str | None = None,
                    agent: str = "contextwm", seed: int = 0, render: str = "default",
                    envs: int = 1, model: ModelConfig | None = None, pretrained: str | None = None,
-                   **loop_overrides) -> RLConfig:
+                   action_repeat: int | None = None, **loop_overrides) -> RLConfig:
     """The named preset for `env`; `loop_overrides` replace LoopConfig fields (None = keep).
+    `action_repeat` None keeps the family's protocol (`ACTION_REPEAT`: DMC 2, Meta-world 1).
 
     `model` replaces the preset's world-model shape (the RL stage passes a pre-trained
     checkpoint's, so its weights fit). Task names are checked by `cwm.rl.envs.registry`.
@@ -302,7 +303,8 @@ def make_rl_config(env: str, task: str | None = None, preset: str | None = None,
         raise UserError(f"unknown loop setting(s): {', '.join(sorted(unknown))}")
     loop = dataclasses.replace(loop, **overrides)
     cfg = RLConfig(preset=preset, env=env, task=task or DEFAULT_TASKS[env], agent=agent,
-                   seed=seed, render=render, envs=envs, action_repeat=ACTION_REPEAT[env],
+                   seed=seed, render=render, envs=envs,
+                   action_repeat=ACTION_REPEAT[env] if action_repeat is None else action_repeat,
                    model=model, learn=learn, behavior=behavior, loop=loop, pretrained=pretrained)
     validate(cfg)
     return cfg
@@ -316,6 +318,8 @@ def validate(cfg: RLConfig) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(loop, name)}")
     if loop.prefill_hold < 1:
         raise UserError(f"prefill_hold must be at least 1, got {loop.prefill_hold}")
+    if cfg.action_repeat < 1:
+        raise UserError(f"--action-repeat must be at least 1, got {cfg.action_repeat}")
     behavior, learn = cfg.behavior, cfg.learn
     if behavior.horizon < 1 or not 0 < behavior.discount <= 1 or not 0 <= behavior.lambda_ <= 1:
         raise UserError("behavior needs horizon >= 1, 0 < discount <= 1 and 0 <= lambda_ <= 1")

@@ -73,19 +73,24 @@ def env_seed(cfg: RLConfig, *parts: int) -> int:
     return int(np.random.SeedSequence([cfg.seed, *parts]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+def env_config(cfg: RLConfig, seed: int) -> EnvConfig:
+    """The env a run of `cfg` acts in, seeded `seed`."""
+    return EnvConfig(cfg.env, cfg.task, seed=seed, render=cfg.render,
+                     action_repeat=cfg.action_repeat)
+
+
 def default_envs(cfg: RLConfig, seed: int):
     """cfg.envs training envs, one spawned process each (`cwm.rl.envs.parallel`)."""
     from cwm.rl.envs.parallel import make_parallel_envs
 
-    return make_parallel_envs([EnvConfig(cfg.env, cfg.task, seed=seed + i, render=cfg.render)
-                               for i in range(cfg.envs)])
+    return make_parallel_envs([env_config(cfg, seed + i) for i in range(cfg.envs)])
 
 
 def default_eval_env(cfg: RLConfig):
     """One evaluation env in its own process (Meta-world keeps one env per process)."""
     from cwm.rl.envs.parallel import make_parallel_envs
 
-    return make_parallel_envs([EnvConfig(cfg.env, cfg.task, seed=env_seed(cfg, 1), render=cfg.render)])
+    return make_parallel_envs([env_config(cfg, env_seed(cfg, 1))])
 
 
 def default_replay(directory: Path, cfg: RLConfig, discard_after: int | None = None) -> Replay:

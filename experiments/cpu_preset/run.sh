@@ -19,13 +19,17 @@ declare -A SETTINGS=(
   [actordelay]="behavior.actor_delay=500"                     # the actor waits 500 updates
   [rawbound]="behavior.actor_raw_bound=2"                     # actor outputs kept out of saturation
   [reinforce]="behavior.actor_grad=reinforce"                # score-function actor gradient
+  [repeat4]=""                                                # action repeat 4 (REPEATS below)
 )
+# Env frames per agent step where a variant differs from DMC's 2: the imagination's 15 steps
+# then span 60 frames (0.6 s of cartpole) instead of 30, and an update comes every 20 frames.
+declare -A REPEATS=([repeat4]=4)
 VARIANTS=("$@")
-[[ ${#VARIANTS[@]} -gt 0 ]] || VARIANTS=(small freenats v3returns actordelay rawbound reinforce replay4x)
+[[ ${#VARIANTS[@]} -gt 0 ]] || VARIANTS=(small freenats v3returns actordelay rawbound reinforce repeat4 replay4x)
 for v in "${VARIANTS[@]}"; do
   [[ -v "SETTINGS[$v]" ]] || { echo "error: unknown variant $v (${!SETTINGS[*]})" >&2; exit 2; }
   args=()
   for s in ${SETTINGS[$v]}; do args+=(--set "$s"); done
-  REPORT="$HERE/$TASK/$v" bash "$HERE/../rl_smoke/run.sh" "$RUNS/$TASK/$v" "$FRAMES" "$TASK" \
+  REPEAT=${REPEATS[$v]:-2} REPORT="$HERE/$TASK/$v" bash "$HERE/../rl_smoke/run.sh" "$RUNS/$TASK/$v" "$FRAMES" "$TASK" \
     ${args[@]+"${args[@]}"}
 done

@@ -6,7 +6,7 @@
 #        (repository root, venv active; options such as --set behavior.actor_raw_bound=2 go to
 #        every seed's run). Rerunning with a larger FRAMES resumes each run and goes on.
 #        SEEDS="0 1 2 3" picks the seeds (default 0 1 2); REPORT=DIR the report's folder
-#        (default experiments/rl_smoke/TASK).
+#        (default experiments/rl_smoke/TASK); REPEAT=4 the action repeat (default 2, DMC's).
 set -euo pipefail
 RUNS=${1:-runs/rl_smoke}
 FRAMES=${2:-50000}
@@ -14,16 +14,18 @@ TASK=${3:-cartpole-swingup}
 shift $(( $# < 3 ? $# : 3 ))
 HERE=$(dirname "$0")
 SEEDS=${SEEDS:-0 1 2}
+REPEAT=${REPEAT:-2}       # env frames per agent step (--action-repeat; DMC's protocol is 2)
 REPORT=${REPORT:-$HERE/$TASK}
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 mkdir -p "$RUNS" "$REPORT"
 runs=()
 for seed in $SEEDS; do
   runs+=("$RUNS/seed$seed")
-  # cwm-rl counts agent steps; DMC repeats each action twice (FRAMES / 2 steps, eval every
-  # 1,000 steps = 2,000 frames). The runs in this folder were made before that unit change.
-  cwm-rl --env dmc --task "$TASK" --preset small --steps "$(( FRAMES / 2 ))" --render fast \
-         --seed "$seed" --eval-every 1000 --out "$RUNS/seed$seed" --no-progress "$@" \
+  # cwm-rl counts agent steps; DMC repeats each action REPEAT times (FRAMES / REPEAT steps,
+  # an evaluation every 2,000 frames). The runs in this folder were made before that unit change.
+  cwm-rl --env dmc --task "$TASK" --preset small --steps "$(( FRAMES / REPEAT ))" --render fast \
+         --action-repeat "$REPEAT" --seed "$seed" --eval-every "$(( 2000 / REPEAT ))" \
+         --out "$RUNS/seed$seed" --no-progress "$@" \
          >> "$RUNS/seed$seed.log" 2>&1 &
 done
 wait

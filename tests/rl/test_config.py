@@ -136,3 +136,20 @@ def test_cli_and_config_do_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_action_repeat_option_reaches_the_envs_and_binds_a_run():
+    from cwm.rl.loop import env_config
+
+    cfg = make_rl_config("dmc", preset="small", action_repeat=4)
+    assert cfg.action_repeat == 4
+    assert f"loop.prefill = {cfg.loop.prefill}  # agent steps = {cfg.loop.prefill * 4:,} frames" \
+        in format_config(cfg).splitlines()
+    env = env_config(cfg, 7)
+    assert (env.family, env.task, env.seed, env.action_repeat) == ("dmc", cfg.task, 7, 4)
+    assert env_config(make_rl_config("dmc", preset="small"), 0).action_repeat == 2
+    # A run's frames per step cannot change on resume, nor be below one.
+    with pytest.raises(UserError, match="action_repeat"):
+        resume_config(make_rl_config("dmc", preset="small"), cfg, Path("run"))
+    with pytest.raises(UserError, match="--action-repeat must be at least 1"):
+        make_rl_config("dmc", preset="small", action_repeat=0)
