@@ -103,11 +103,16 @@ def cli(ctx, env, task, out, preset, steps, pretrained, model_like, seed, agent,
 @click.option("--baselines", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also run the random and zero-action policies this many episodes on each "
                    "task and show their scores (the floor a curve is read against).")
-def report(runs, out, baselines):
+@click.option("--train-metric", "train_metrics", multiple=True, metavar="NAME",
+              help="Also aggregate this training metric of metrics.jsonl (repeatable; e.g. "
+                   "model_loss, to see a pre-trained world model's head start): "
+                   "train-NAME.csv/.png and a table in report.md.")
+def report(runs, out, baselines, train_metrics):
     """Aggregate the evaluation curves of RUNS over seeds (mean, IQM, bootstrap intervals)."""
     from cwm.rl.report import write_report
 
-    for path in write_report(list(runs), out, baseline_episodes=baselines).values():
+    for path in write_report(list(runs), out, baseline_episodes=baselines,
+                             train_metrics=tuple(train_metrics)).values():
         click.echo(str(path))
 
 

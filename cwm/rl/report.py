@@ -9,6 +9,11 @@ intervals over seeds, and on Meta-world the first step whose IQM success reaches
 Published APV and DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are
 overlaid when present, and with `baseline_episodes` > 0 the scores of the fixed random and zero-action policies
 (`cwm.rl.baselines`) are measured on each task and shown beside the curves.
+
+`train_metrics` aggregates training rows the same way (e.g. `model_loss`, logged every
+`log_every` agent steps as the mean since the last log): one CSV and one plot per metric, and in
+`report.md` each arm's IQM early in training and at the end. This is how a pre-trained world
+model's head start shows up before the returns can tell arms apart.
 """
 
 from __future__ import annotations
@@ -76,7 +81,8 @@ def bootstrap_interval(x: np.ndarray, stat=interquartile_mean, reps: int = 2000,
     return float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))
 
 
-def load_run(path: str | Path) -> RunCurve:
+def load_run(path: str | Path, metric: str | None = None) -> RunCurve:
+    """The curve of `metric` (default: the env family's evaluation score) in one run directory."""
     path = Path(path)
     cfg_file, metrics_file = path / "config.json", path / "metrics.jsonl"
     if not cfg_file.is_file() or not metrics_file.is_file():
@@ -87,7 +93,7 @@ def load_run(path: str | Path) -> RunCurve:
     env = cfg.get("env")
     if env not in METRICS:
         raise UserError(f"{path}: config.json names no known env ({env!r})")
-    metric = METRICS[env]
+    metric = metric or METRICS[env]
     points: dict[int, float] = {}
     for row in read_metrics(metrics_file):     # lines cut short by a kill are skipped
         if metric in row and "step" in row:
@@ -147,11 +153,12 @@ def reference_curves(env: str, task: str) -> dict[str, tuple[np.ndarray, np.ndar
 
 
 def write_report(run_dirs: list[str | Path], out_dir: str | Path,
-                 baseline_episodes: int = 0) -> dict[str, Path]:
+                 baseline_episodes: int = 0, train_metrics: tuple[str, ...] = ()) -> dict[str, Path]:
     """Write `report.csv`, `report.md` and `curves.png` to `out_dir`; returns their paths.
 
     With `baseline_episodes` > 0 each task's random and zero-action policies are run that many
-    episodes (`cwm.rl.baselines`) and their scores go into `report.md` and the plot.
+    episodes (`cwm.rl.baselines`) and their scores go into `report.md` and the plot. Each name in
+    `train_metrics` adds `train-NAME.csv` and `train-NAME.png` (keys `NAME.csv`, `NAME.png`).
     """
     if not run_dirs:
         raise UserError("give at least one run directory")
@@ -165,19 +172,61 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path,
 
         for env, task in sorted({(r.env, r.task) for r in rows}):
             baselines[(env, task)] = reference_scores(env, task, baseline_episodes)
+    trained: dict[str, tuple[list[RunCurve], list[Row]]] = {}
+    for name in train_metrics:
+        curves = [load_run(p, name) for p in run_dirs]
+        metric_rows = aggregate(curves)
+        if not metric_rows:
+            raise UserError(f"no run logs the training metric {name!r} (see the keys of "
+                            "metrics.jsonl: model_loss, actor_loss, critic_loss, ...)")
+        trained[name] = (curves, metric_rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "report.csv", "md": out / "report.md", "png": out / "curves.png"}
+    _write_csv(rows, paths["csv"])
+    text = _markdown(rows, baselines, baseline_episodes)
+    for name, (curves, metric_rows) in trained.items():
+        paths[f"{name}.csv"] = out / f"train-{name}.csv"
+        paths[f"{name}.png"] = out / f"train-{name}.png"
+        _write_csv(metric_rows, paths[f"{name}.csv"])
+        _plot(curves, metric_rows, {}, paths[f"{name}.png"], ylabel=name)
+        text += _train_markdown(name, metric_rows)
+    with atomic_open(paths["md"], "w") as f:
+        f.write(text)
+    _plot(runs, rows, baselines, paths["png"])
+    return paths
+
+
+def _write_csv(rows: list[Row], path: Path) -> None:
     fields = list(Row.__dataclass_fields__)
-    with atomic_open(paths["csv"], "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(fields)
         for r in rows:
             writer.writerow([getattr(r, k) for k in fields])
-    with atomic_open(paths["md"], "w") as f:
-        f.write(_markdown(rows, baselines, baseline_episodes))
-    _plot(runs, rows, baselines, paths["png"])
-    return paths
+
+
+# The training rows `_train_markdown` quotes besides the last: the first few logs show whether an
+# arm starts ahead (a pre-trained model), the last where it ends up.
+_EARLY_LOGS = 3
+
+
+def _train_markdown(name: str, rows: list[Row]) -> str:
+    lines = ["", f"Training metric `{name}` (IQM [95% CI] over seeds; full curve in "
+             f"train-{name}.csv / .png):", "",
+             "| env | task | agent | " + " | ".join(f"log {i + 1}" for i in range(_EARLY_LOGS))
+             + " | last |", "|---|---|---|" + "---|" * (_EARLY_LOGS + 1)]
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.env, r.task, r.agent), []).append(r)
+    for (env, task, agent), sel in groups.items():
+        cells = [f"{r.iqm:.4g} [{r.iqm_low:.4g}, {r.iqm_high:.4g}] @{r.step}"
+                 for r in sel[:_EARLY_LOGS]]
+        cells += [""] * (_EARLY_LOGS - len(cells))
+        last = sel[-1]
+        cells.append(f"{last.iqm:.4g} [{last.iqm_low:.4g}, {last.iqm_high:.4g}] @{last.step}")
+        lines.append(f"| {env} | {task} | {agent} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _markdown(rows: list[Row], baselines: dict[tuple[str, str], dict[str, float]],
@@ -207,7 +256,8 @@ def _markdown(rows: list[Row], baselines: dict[tuple[str, str], dict[str, float]
 
 
 def _plot(runs: list[RunCurve], rows: list[Row],
-          baselines: dict[tuple[str, str], dict[str, float]], path: Path) -> None:
+          baselines: dict[tuple[str, str], dict[str, float]], path: Path,
+          ylabel: str | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -225,13 +275,15 @@ def _plot(runs: list[RunCurve], rows: list[Row],
                 if (run.env, run.task, run.agent) == (env, task, agent):
                     ax.plot(run.steps, run.values, color=line.get_color(), linewidth=0.6,
                             alpha=0.45)
-        for method, (steps, mean) in reference_curves(env, task).items():
+        for method, (steps, mean) in ({} if ylabel else reference_curves(env, task)).items():
             ax.plot(steps, mean, "--", linewidth=1, label=f"{method} (published mean)")
         for (policy, score), style in zip(baselines.get((env, task), {}).items(), (":", "-.")):
             ax.axhline(score, color="grey", linestyle=style, linewidth=1, label=f"{policy} policy")
         ax.set_title(f"{env} / {task}")
         ax.set_xlabel("environment frames (agent steps x action repeat)")
-        ax.set_ylabel("success rate" if METRICS[env] == "eval_success" else "return")
+        ax.set_ylabel(ylabel or ("success rate" if METRICS[env] == "eval_success" else "return"))
+        if ylabel and all(r.iqm_low > 0 for r in rows if (r.env, r.task) == (env, task)):
+            ax.set_yscale("log")       # losses fall by orders of magnitude early on
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -71,3 +71,28 @@ def test_pretrained_and_scratch_runs_are_separate_arms_with_frames_to_half_succe
     assert "reach contextwm+pretrained: IQM 0.900" in text
     assert "IQM success first >= 0.5 at step 2000" in text
     assert "IQM success not >= 0.5 by step 3000" in text
+
+
+def test_training_metric_is_aggregated_per_arm(tmp_path):
+    """`--train-metric model_loss`: the logged training rows become a curve per arm, with the
+    pre-trained arm's lower early loss visible in report.md."""
+    runs = []
+    for seed in range(3):
+        for pretrained, start in ((None, 5.0), ("ckpt.pt", 2.0)):
+            run = _fake_run(tmp_path, seed, [0.1, 0.2], pretrained=pretrained)
+            rows = [json.dumps({"step": 250 * i, "model_loss": start / i + 0.01 * seed})
+                    for i in range(1, 6)]
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write("\n" + "\n".join(rows) + "\n")
+            runs.append(run)
+    paths = write_report(runs, tmp_path / "report", train_metrics=("model_loss",))
+    csv_rows = paths["model_loss.csv"].read_text().splitlines()
+    assert len(csv_rows) == 1 + 2 * 5                # two arms x five logged steps
+    assert paths["model_loss.png"].stat().st_size > 1000
+    text = paths["md"].read_text().split("Training metric `model_loss`")[1]
+    scratch = next(x for x in text.splitlines() if x.startswith("| metaworld | reach | contextwm |"))
+    pre = next(x for x in text.splitlines() if x.startswith("| metaworld | reach | contextwm+pretrained |"))
+    assert scratch.split("|")[4].strip().startswith("5.01 ")   # log 1 at step 250
+    assert pre.split("|")[4].strip().startswith("2.01 ")
+    with pytest.raises(UserError, match="training metric 'nope'"):
+        write_report(runs, tmp_path / "r2", train_metrics=("nope",))
