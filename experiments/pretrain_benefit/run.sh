@@ -80,6 +80,7 @@ wait
 
 log "4. reports"
 for task in $FINETUNE; do
-  cwm-rl report "$RUNS/rl/$task"/*/seed*/ --out "$REPORT/$task" --baselines 5
+  cwm-rl report "$RUNS/rl/$task"/*/seed*/ --out "$REPORT/$task" --baselines 5 \
+    --train-metric model_loss
 done
 log "done: $REPORT"
