@@ -1,10 +1,10 @@
 """`cwm-rl`: fine-tune a (pre-trained) world model with Dreamer-style RL on a pixel control task.
 
-    cwm-rl --env metaworld|dmc|dmcr [--task NAME] --out RUN_DIR [--preset metaworld|dmc|small|tiny]
+    cwm-rl --env metaworld|dmc|dmcr [--task NAME] --out RUN_DIR [--preset metaworld|dmc|small|cpu|tiny]
            [--steps N] [--pretrained CKPT] [--seed S] [--agent contextwm|plain|dreamerv2]
            [--render fast|default] [--envs N] [--device auto] [--replay-from MINARI_ID]
            [--set SECTION.KEY=VALUE ...]
-    cwm-rl report RUN... [--out DIR]
+    cwm-rl report RUN... [--out DIR] [--baselines N] [--train-metric NAME ...]
     cwm-rl export-minari RUN [--id NAMESPACE/NAME-v0] [--datasets-path DIR]
 
 Argument parsing only: the work is `cwm.rl.loop.train`, `cwm.rl.report.write_report` and
@@ -31,7 +31,9 @@ from cwm.rl.config import AGENTS, DEFAULT_TASKS, PRESETS
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/rl-<env>-<task>-<agent>-s<seed>); rerunning resumes.")
 @click.option("--preset", type=click.Choice(PRESETS), default=None,
-              help="Settings preset (default: the paper protocol of the env family).")
+              help="Settings preset (default: the paper protocol of the env family). small: "
+                   "CPU-sized model and budget; cpu: small plus the actor bound that helped on "
+                   "two cores (experiments/cpu_preset); tiny: for tests.")
 @click.option("--steps", type=POSITIVE_INT, default=None,
               help="Agent steps to run (preset default); frames = steps x action repeat (2 on DMC).")
 @click.option("--pretrained", type=click.Path(dir_okay=False), default=None,

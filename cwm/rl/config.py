@@ -12,9 +12,12 @@ Four named presets:
                502k agent steps (~1M frames), free nats 1.0, lambda 0.1, s posterior on
                [embedding, z feature], no context augmentation.
     small      a CPU-sized model and budget (the learning check in experiments/rl_smoke).
+    cpu        `small` plus what issue 12's screen on two cores found to help
+               (experiments/cpu_preset): the actor's raw outputs softly bounded
+               (behavior.actor_raw_bound=2), so it cannot saturate at an action bound early.
     tiny       for tests: a few hundred env steps in well under a minute on two cores.
 
-`metaworld` and `dmc` name the protocol of one env family. `small` and `tiny` only set sizes and
+`metaworld` and `dmc` name the protocol of one env family. `small`, `cpu` and `tiny` only set sizes and
 budget; the family-specific protocol (free nats, lambda, what the s posterior sees, freezing,
 prioritised ends) follows `--env`, so they serve every family.
 
@@ -56,7 +59,7 @@ class BonusConfig:
     momentum: float = 0.99
     rule: str = "upstream"
 
-PRESETS = ("metaworld", "dmc", "small", "tiny")
+PRESETS = ("metaworld", "dmc", "small", "cpu", "tiny")
 AGENTS = ("contextwm", "plain", "dreamerv2")
 DEFAULT_TASKS = {"metaworld": "reach", "dmc": "cartpole-balance", "dmcr": "cartpole-balance"}
 ACTION_REPEAT = {"metaworld": 1, "dmc": 2, "dmcr": 2}
@@ -196,7 +199,8 @@ class RLConfig:
 
 # The cwm-train preset whose model sizes each RL preset uses (a --pretrained checkpoint of that
 # preset fits without any conversion).
-_MODEL_PRESET = {"metaworld": "paper", "dmc": "paper", "small": "small", "tiny": "tiny"}
+_MODEL_PRESET = {"metaworld": "paper", "dmc": "paper", "small": "small", "cpu": "small",
+                 "tiny": "tiny"}
 # From scratch, `small` shrinks cwm-train's small image networks further: on a CPU the decoder
 # dominates an update (SPEC section 4), and the learning check must fit in an hour on two cores.
 # With --pretrained the checkpoint's shape is used whatever the preset.
@@ -248,6 +252,13 @@ _BEHAVIOR = {
 }
 
 
+# `cpu` is `small` plus the options experiments/cpu_preset measured to help on two cores.
+_MODEL_SIZES["cpu"] = _MODEL_SIZES["small"]
+_LOOP["cpu"] = _LOOP["small"]
+_HEADS["cpu"] = _HEADS["small"]
+_BEHAVIOR["cpu"] = {**_BEHAVIOR["small"], "actor_raw_bound": 2.0}
+
+
 def family_protocol(env: str) -> tuple[dict, dict]:
     """The env family's part of the protocol: (LearnConfig fields, LoopConfig fields)."""
     if env == "metaworld":
@@ -280,7 +291,7 @@ def make_rl_config(env: str, task: str | None = None, preset: str | None = None,
         raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if preset in _PAPER_FAMILY and _PAPER_FAMILY[preset] != default_preset(env):
         raise UserError(f"preset {preset!r} is the {preset} protocol; for --env {env} use "
-                        f"--preset {default_preset(env)} (or small/tiny)")
+                        f"--preset {default_preset(env)} (or small/cpu/tiny)")
     if agent not in AGENTS:
         raise UserError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     if envs < 1:

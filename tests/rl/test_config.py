@@ -1,5 +1,6 @@
 """`--set SECTION.KEY=VALUE` overrides and what a resumed run may change."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,14 @@ def test_action_repeat_option_reaches_the_envs_and_binds_a_run():
         resume_config(make_rl_config("dmc", preset="small"), cfg, Path("run"))
     with pytest.raises(UserError, match="--action-repeat must be at least 1"):
         make_rl_config("dmc", preset="small", action_repeat=0)
+
+
+def test_cpu_preset_is_small_with_the_actor_bound():
+    """`--preset cpu`: the small preset's sizes, budget and family protocol, plus the one option
+    experiments/cpu_preset kept (the actor's raw outputs softly bounded)."""
+    for env in ("dmc", "metaworld"):
+        small, cpu = make_rl_config(env, preset="small"), make_rl_config(env, preset="cpu")
+        assert cpu.preset == "cpu" and cpu.behavior.actor_raw_bound == 2.0
+        assert small.behavior.actor_raw_bound == 0.0
+        assert dataclasses.replace(cpu.behavior, actor_raw_bound=0.0) == small.behavior
+        assert (cpu.model, cpu.learn, cpu.loop) == (small.model, small.learn, small.loop)
