@@ -45,3 +45,23 @@ def _range(low, high, low_open) -> str:
     if low is not None:
         return f"{'>' if low_open else '>='} {fmt(low)}"
     return f"<= {fmt(high)}"
+
+
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def parse_setting(key: str, text: str, current):
+    """`--set KEY=TEXT`'s value as the type of the setting's `current` value (bool, int, float or
+    str); UserError if it does not parse, and numbers go through `check` (nan, inf refused)."""
+    kind = type(current)
+    try:
+        if kind is bool:
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError
+            return text.lower() in _TRUE
+        value = kind(text)
+    except ValueError:
+        raise UserError(f"--set {key}={text}: expected {kind.__name__}") from None
+    if kind in (int, float):
+        check(f"--set {key}", value, integer=kind is int)
+    return value

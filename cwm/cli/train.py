@@ -1,7 +1,8 @@
 """`cwm-train`: pre-train a world model on video shards; `cwm-train predict`: pictures on demand.
 
     cwm-train --shards 'shards/<0000..0999>.tar' [--out runs/contextwm-paper] [--preset paper]
-              [--model contextwm] [--steps N] [--seed S] [--device auto] [--speed auto] ...
+              [--model contextwm] [--steps N] [--seed S] [--device auto] [--speed auto]
+              [--set model.KEY=VALUE ...] ...
     cwm-train predict RUN --shards SPEC
 
 Argument parsing only: the work is `cwm.model.train.train` / `predict`.
@@ -13,8 +14,8 @@ import click
 
 from cwm.cli.common import POSITIVE_FLOAT, POSITIVE_INT, SEED, Number, device_option, run_cli
 from cwm.errors import UserError
-from cwm.model.config import (MODEL_KINDS, PRESETS, SAMPLE_BY, SPEEDS, make_config,
-                              max_loader_workers)
+from cwm.model.config import (MODEL_KINDS, PRESETS, SAMPLE_BY, SPEEDS, apply_model_settings,
+                              make_config, max_loader_workers)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,10 +46,15 @@ from cwm.model.config import (MODEL_KINDS, PRESETS, SAMPLE_BY, SPEEDS, make_conf
 @click.option("--sample-by", type=click.Choice(SAMPLE_BY), default="video", show_default=True,
               help="video: each clip from a uniformly random video, then a uniform window (as "
                    "upstream); segment: every window of the data equally likely.")
+@click.option("--set", "settings", multiple=True, metavar="model.KEY=VALUE",
+              help="Override one of the preset's model settings, named as the config printed at "
+                   "the start names them (e.g. --set model.cnn_depth=8 --set model.deter=200); "
+                   "repeatable. The checkpoints record them: cwm-rl --pretrained builds the same "
+                   "shape, and resuming a run needs the same settings.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.pass_context
 def cli(ctx, shards, out, preset, kind, steps, seed, device, speed, batch_size, seq_len, lr,
-        ckpt_every, picture_every, log_every, workers, sample_by, no_progress):
+        ckpt_every, picture_every, log_every, workers, sample_by, settings, no_progress):
     """Pre-train a ContextWM (or a baseline) world model on video shards."""
     if ctx.invoked_subcommand is not None:
         return
@@ -59,6 +65,7 @@ def cli(ctx, shards, out, preset, kind, steps, seed, device, speed, batch_size, 
     cfg = make_config(preset, kind, seed, steps=steps, batch_size=batch_size, seq_len=seq_len,
                       lr=lr, ckpt_every=ckpt_every, picture_every=picture_every,
                       log_every=log_every, num_workers=workers, sample_by=sample_by)
+    cfg = apply_model_settings(cfg, settings)
     train(cfg, shards, out or f"runs/{kind}-{preset}", device=device, speed=speed,
           progress=not no_progress, echo=click.echo)
 

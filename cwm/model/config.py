@@ -20,12 +20,13 @@ import os
 from dataclasses import dataclass
 
 from cwm.errors import UserError
-from cwm.values import MAX_SEED, check
+from cwm.values import MAX_SEED, check, parse_setting
 
 MODEL_KINDS = ("contextwm", "plain", "dreamerv2")
 PRESETS = ("paper", "small", "tiny")
 SAMPLE_BY = ("video", "segment")
 SPEEDS = ("auto", "compiled", "eager", "reference")  # how a step runs: cwm.model.fast
+INIT_SCHEMES = ("upstream", "torch")                 # ModelConfig.init: cwm.model.init
 IMAGE_SIZE = 64
 
 
@@ -134,6 +135,47 @@ def make_config(preset: str = "paper", kind: str = "contextwm", seed: int = 0,
     _validate(train)
     check("--seed", seed, low=0, high=MAX_SEED, integer=True)
     return RunConfig(preset=preset, model=model, train=train, seed=seed)
+
+
+# `--set model.KEY=VALUE` may change these ModelConfig fields (shapes and loss weights); the
+# kind is `--model`, and the attention resolutions follow the decoder's stages.
+_SETTABLE_MODEL = tuple(f.name for f in dataclasses.fields(ModelConfig)
+                        if f.name not in ("kind", "attn_resolutions"))
+_POSITIVE_INTS = ("cnn_depth", "res_stages", "res_blocks", "deter", "hidden", "stoch", "classes",
+                  "action_dim", "attn_heads")
+_FRACTIONS = ("attn_dropout", "ctx_token_drop", "kl_balance")
+
+
+def apply_model_settings(cfg: RunConfig, settings: list[str] | tuple[str, ...]) -> RunConfig:
+    """`model.KEY=VALUE` overrides of the preset's model (as `format_config` names them), e.g.
+    `model.cnn_depth=8`: a validated config. A checkpoint records the result, so `cwm-rl
+    --pretrained` builds the same shape and a resumed run must pass the same settings."""
+    if not settings:
+        return cfg
+    changes = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        section, dot, name = key.partition(".")
+        if not sep or section != "model" or not dot:
+            raise UserError(f"--set {item!r}: expected model.KEY=VALUE, e.g. model.cnn_depth=8")
+        if name not in _SETTABLE_MODEL:
+            raise UserError(f"--set {key}: the model has no settable {name!r}; valid: "
+                            f"{', '.join(sorted(_SETTABLE_MODEL))}")
+        changes[name] = parse_setting(key, text.strip(), getattr(cfg.model, name))
+    model = dataclasses.replace(cfg.model, **changes)
+    for name in _POSITIVE_INTS:
+        check(f"model.{name}", getattr(model, name), low=1, integer=True)
+    for name in _FRACTIONS:
+        check(f"model.{name}", getattr(model, name), low=0, high=1)
+    for name in ("free_nats", "kl_scale", "image_scale"):
+        check(f"model.{name}", getattr(model, name), low=0)
+    if model.cnn_depth % model.attn_heads:
+        raise UserError(f"model.cnn_depth ({model.cnn_depth}) must be a multiple of "
+                        f"model.attn_heads ({model.attn_heads})")
+    if model.init not in INIT_SCHEMES:
+        raise UserError(f"model.init must be one of {', '.join(INIT_SCHEMES)}, got {model.init!r}")
+    return dataclasses.replace(cfg, model=model)
 
 
 def max_loader_workers() -> int:

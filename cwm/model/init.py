@@ -35,8 +35,6 @@ from cwm.model.encoder import ConvEncoder, ResNetEncoder
 from cwm.model.heads import MLPHead
 from cwm.model.rssm import RSSM
 
-INIT_SCHEMES = ("upstream", "torch")
-
 
 def xavier_zero_(layer: nn.Module) -> None:
     """Xavier-uniform weight, zero bias: what upstream's factory does to each layer it builds."""

@@ -17,11 +17,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cwm.model.config import ModelConfig
+from cwm.model.config import INIT_SCHEMES, ModelConfig
 from cwm.model.decoder import ConvDecoder, ResNetDecoder
 from cwm.model.distributions import (categorical_entropy, image_nll, kl_balanced_loss)
 from cwm.model.encoder import ContextEncoder, ConvEncoder, ResNetEncoder
-from cwm.model.init import INIT_SCHEMES, upstream_init_
+from cwm.model.init import upstream_init_
 from cwm.model.rssm import RSSM, RSSMState
 
 

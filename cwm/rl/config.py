@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from cwm.errors import UserError
 from cwm.model.config import ModelConfig, make_config as make_model_config
 from cwm.rl.envs.registry import FAMILIES
-from cwm.values import MAX_SEED, check
+from cwm.values import MAX_SEED, check, parse_setting
 
 # The names of the options the RL modules implement live here, with the settings, so that
 # reading and checking a config (and `cwm-rl --help`) never imports torch.
@@ -377,25 +377,6 @@ def validate(cfg: RLConfig) -> None:
 
 # The config sections `--set` reaches; the model's shape follows the preset or the checkpoint.
 SETTABLE = {"learn": LearnConfig, "behavior": BehaviorConfig, "loop": LoopConfig}
-_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
-
-
-def _parse_value(key: str, text: str, current):
-    """`text` as the type of the setting's current value (UserError if it does not parse)."""
-    kind = type(current)
-    try:
-        if kind is bool:
-            if text.lower() not in _TRUE | _FALSE:
-                raise ValueError
-            return text.lower() in _TRUE
-        value = kind(text)
-    except ValueError:
-        raise UserError(f"--set {key}={text}: expected {kind.__name__}") from None
-    if kind in (int, float):
-        check(f"--set {key}", value, integer=kind is int)     # finite (nan, inf refused)
-    return value
-
-
 def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLConfig:
     """`section.key=value` overrides, named as `format_config` prints them -> a validated config.
 
@@ -416,7 +397,7 @@ def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLCo
         if field not in fields:
             raise UserError(f"--set {key}: {section} has no setting {field!r}; valid: "
                             f"{', '.join(sorted(fields))}")
-        value = _parse_value(key, text.strip(), getattr(sections[section], field))
+        value = parse_setting(key, text.strip(), getattr(sections[section], field))
         sections[section] = dataclasses.replace(sections[section], **{field: value})
     cfg = dataclasses.replace(cfg, **sections)
     validate(cfg)

@@ -107,6 +107,9 @@ def test_user_errors_are_one_line(tmp_path):
         (_cmd(spec, run, "--steps", "2", "--model", "plain"), "holds a contextwm model"),
         (_cmd(str(tmp_path / "none-{0..3}.tar"), tmp_path / "r2"), "does not exist"),
         (_cmd(spec, tmp_path / "r3", "--steps", "0"), "--steps must be >= 1, got 0"),
+        (_cmd(spec, tmp_path / "r3", "--set", "model.widht=8"), "no settable 'widht'"),
+        (_cmd(spec, tmp_path / "r3", "--set", "model.cnn_depth=7"), "multiple of model.attn_heads"),
+        (_cmd(spec, run, "--steps", "2", "--set", "model.deter=48"), "different model settings"),
     ]
     for args, message in cases:
         out = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
