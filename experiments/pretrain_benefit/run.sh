@@ -70,9 +70,11 @@ arm_args() {
     dreamerv2)         echo "--agent dreamerv2" ;;
   esac
 }
+# Seed-major: each seed's arms run next to each other, so a run stopped part-way (the budget is
+# spread over sessions) has complete comparisons for the seeds it reached.
 for task in $FINETUNE; do
-  for arm in $ARMS; do
-    for seed in $SEEDS; do
+  for seed in $SEEDS; do
+    for arm in $ARMS; do
       out=$RUNS/rl/$task/$arm/seed$seed
       mkdir -p "$(dirname "$out")"
       # shellcheck disable=SC2046  # arm_args is a word list
