@@ -8,8 +8,9 @@
 #        contextwm-scratch  the same agent and sizes (--model-like), fresh weights
 #        plain-pre          plain world model, --pretrained
 #        dreamerv2          DreamerV2 from scratch (its preset sizes)
-#   4. reports: `cwm-rl report --baselines` per task (success-rate curves, IQM, 95% intervals),
-#      `cwm-train predict` on the held-out targets' videos.
+#   4. reports: `cwm-rl report --baselines` per task (success-rate curves, IQM, 95% intervals,
+#      each arm's world-model loss), `cwm-train predict` on the held-out targets' videos and the
+#      pre-training loss curves (pretrain_summary.py).
 # Usage: bash experiments/pretrain_benefit/run.sh [RUNS_DIR]   (repository root, venv active)
 #   Sizes from the environment: EPISODES (per pre-training task, 10), PRE_STEPS (pre-training
 #   steps, 5000), FRAMES (fine-tuning frames = agent steps on Meta-world, 50000), SEEDS ("0 1 2"),
@@ -87,6 +88,7 @@ done
 wait
 
 log "4. reports"
+python "$HERE/pretrain_summary.py" "$RUNS/pretrain" --out "$REPORT/pretrain"
 for task in $FINETUNE; do
   cwm-rl report "$RUNS/rl/$task"/*/seed*/ --out "$REPORT/$task" --baselines 5 \
     --train-metric model_loss
