@@ -17,9 +17,10 @@ overlap):
     serial     1 / (env + policy + update / train_every)
     overlapped 1 / (policy + max(env, update / train_every))
 A full preset run (5,000 prefill frames, 255k frames) is out of reach on a CPU; these parts are
-what it is made of. `--model-preset P` sizes the world model as `cwm-train --preset P` does,
-which is what a fine-tuning run with `--pretrained` (or `--model-like`) of such a checkpoint
-trains. Prints one JSON object.
+what it is made of. `--model-preset P` also measures, in the same run and render mode, the world
+model sized as `cwm-train --preset P` sizes it (what a fine-tuning run with `--pretrained` or
+`--model-like` of such a checkpoint trains) and reports its update time as a ratio to the RL
+preset's own sizes. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def measure(preset: str, task: str, render: str, env_steps: int, updates: int,
     per_frame_train = update / cfg.loop.train_every
     return {
         "render": render,
+        "model_preset": model_preset,
         "env_steps_per_s": 1 / env_wall,
         "env_ms": 1000 * env_wall,
         "physics_ms": 1000 * inner["physics"],
@@ -108,22 +110,28 @@ def main() -> None:
                     help="Sequences per update (preset default; 50 x 50 frames at the paper sizes "
                          "needs more memory than a small machine has)")
     ap.add_argument("--model-preset", default=None,
-                    help="World-model sizes of this cwm-train preset (what --pretrained loads) "
-                         "instead of the RL preset's own")
+                    help="Also measure the world model at this cwm-train preset's sizes (what "
+                         "--pretrained loads), beside the RL preset's own, in the same run")
     ap.add_argument("--renders", default="default,fast",
                     help="Comma-separated render modes to measure")
     args = ap.parse_args()
-    out = {"preset": args.preset, "model_preset": args.model_preset, "task": args.task,
-           "torch_threads": None, "results": []}
+    out = {"preset": args.preset, "task": args.task, "torch_threads": None, "results": []}
     renders = args.renders.split(",")
+    sizes = [None, args.model_preset] if args.model_preset else [None]
     for render in renders:
-        out["results"].append(measure(args.preset, args.task, render, args.env_steps,
-                                      args.updates, args.policy_steps, args.batch_size,
-                                      args.model_preset))
+        for model_preset in sizes:
+            out["results"].append(measure(args.preset, args.task, render, args.env_steps,
+                                          args.updates, args.policy_steps, args.batch_size,
+                                          model_preset))
         out["torch_threads"] = torch.get_num_threads()
+    own = {r["render"]: r for r in out["results"] if r["model_preset"] is None}
+    if args.model_preset:
+        out["update_ratio_model_preset_vs_own"] = {
+            r["render"]: round(r["update_s"] / own[r["render"]]["update_s"], 2)
+            for r in out["results"] if r["model_preset"] is not None}
     if renders == ["default", "fast"]:
-        d, f = out["results"]
-        out["fast_vs_default_env"] = round(f["env_steps_per_s"] / d["env_steps_per_s"], 2)
+        out["fast_vs_default_env"] = round(own["fast"]["env_steps_per_s"]
+                                           / own["default"]["env_steps_per_s"], 2)
     out["results"] = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
                       for r in out["results"]]
     print(json.dumps(out, indent=1))

@@ -35,7 +35,7 @@ else
   PRE_TASKS=(--tasks all --exclude "$TARGETS"); EPISODES=${EPISODES:-10}; MAXSTEPS=()
   # The pre-trained models take the `small` RL preset's own sizes (CNN depth 8, one residual
   # block, deter/hidden 200, no attention dropout): every arm then trains the same shape as
-  # DreamerV2 from scratch, and a fine-tuning update costs 2.5x less than at cwm-train's `small`
+  # DreamerV2 from scratch, and a fine-tuning update costs ~2.6x less than at cwm-train's `small`
   # sizes (bench/RESULTS.md, "Fine-tuning a cwm-train --preset small checkpoint").
   PRE=(--preset small --steps "${PRE_STEPS:-5000}" --set model.cnn_depth=8
        --set model.res_blocks=1 --set model.deter=200 --set model.hidden=200
