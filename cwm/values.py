@@ -50,6 +50,17 @@ def _range(low, high, low_open) -> str:
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 
+def split_setting(item: str, usage: str) -> tuple[str, str, str, str]:
+    """`--set SECTION.FIELD=TEXT` -> (key, section, field, text), key = "SECTION.FIELD";
+    UserError `--set ITEM: expected USAGE` when the item has no `=` or no `.`."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    section, dot, field = key.partition(".")
+    if not sep or not dot:
+        raise UserError(f"--set {item!r}: expected {usage}")
+    return key, section, field, text.strip()
+
+
 def parse_setting(key: str, text: str, current):
     """`--set KEY=TEXT`'s value as the type of the setting's `current` value (bool, int, float or
     str); UserError if it does not parse, and numbers go through `check` (nan, inf refused)."""

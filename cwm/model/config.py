@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 
 from cwm.errors import UserError
-from cwm.values import MAX_SEED, check, parse_setting
+from cwm.values import MAX_SEED, check, parse_setting, split_setting
 
 MODEL_KINDS = ("contextwm", "plain", "dreamerv2")
 PRESETS = ("paper", "small", "tiny")
@@ -152,17 +152,16 @@ def apply_model_settings(cfg: RunConfig, settings: list[str] | tuple[str, ...]) 
     --pretrained` builds the same shape and a resumed run must pass the same settings."""
     if not settings:
         return cfg
+    usage = "model.KEY=VALUE, e.g. model.cnn_depth=8"
     changes = {}
     for item in settings:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        section, dot, name = key.partition(".")
-        if not sep or section != "model" or not dot:
-            raise UserError(f"--set {item!r}: expected model.KEY=VALUE, e.g. model.cnn_depth=8")
+        key, section, name, text = split_setting(item, usage)
+        if section != "model":
+            raise UserError(f"--set {item!r}: expected {usage}")
         if name not in _SETTABLE_MODEL:
             raise UserError(f"--set {key}: the model has no settable {name!r}; valid: "
                             f"{', '.join(sorted(_SETTABLE_MODEL))}")
-        changes[name] = parse_setting(key, text.strip(), getattr(cfg.model, name))
+        changes[name] = parse_setting(key, text, getattr(cfg.model, name))
     model = dataclasses.replace(cfg.model, **changes)
     for name in _POSITIVE_INTS:
         check(f"model.{name}", getattr(model, name), low=1, integer=True)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from cwm.errors import UserError
 from cwm.model.config import ModelConfig, make_config as make_model_config
 from cwm.rl.envs.registry import FAMILIES
-from cwm.values import MAX_SEED, check, parse_setting
+from cwm.values import MAX_SEED, check, parse_setting, split_setting
 
 # The names of the options the RL modules implement live here, with the settings, so that
 # reading and checking a config (and `cwm-rl --help`) never imports torch.
@@ -386,18 +386,14 @@ def apply_settings(cfg: RLConfig, settings: list[str] | tuple[str, ...]) -> RLCo
         return cfg  # make_rl_config has validated it already
     sections = {name: getattr(cfg, name) for name in SETTABLE}
     for item in settings:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        section, dot, field = key.partition(".")
-        if not sep or not dot:
-            raise UserError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. loop.prefill=5000")
+        key, section, field, text = split_setting(item, "SECTION.KEY=VALUE, e.g. loop.prefill=5000")
         if section not in SETTABLE:
             raise UserError(f"--set {key}: unknown section {section!r}; one of {', '.join(SETTABLE)}")
         fields = {f.name for f in dataclasses.fields(SETTABLE[section])}
         if field not in fields:
             raise UserError(f"--set {key}: {section} has no setting {field!r}; valid: "
                             f"{', '.join(sorted(fields))}")
-        value = parse_setting(key, text.strip(), getattr(sections[section], field))
+        value = parse_setting(key, text, getattr(sections[section], field))
         sections[section] = dataclasses.replace(sections[section], **{field: value})
     cfg = dataclasses.replace(cfg, **sections)
     validate(cfg)
