@@ -106,9 +106,10 @@ def cli(ctx, env, task, out, preset, steps, pretrained, model_like, seed, agent,
               help="Also run the random and zero-action policies this many episodes on each "
                    "task and show their scores (the floor a curve is read against).")
 @click.option("--train-metric", "train_metrics", multiple=True, metavar="NAME",
-              help="Also aggregate this training metric of metrics.jsonl (repeatable; e.g. "
-                   "model_loss, to see a pre-trained world model's head start): "
-                   "train-NAME.csv/.png and a table in report.md.")
+              help="Also aggregate this key of metrics.jsonl (repeatable): a training metric "
+                   "such as model_loss, to see a pre-trained world model's head start, or "
+                   "eval_return beside Meta-world's success rate. Writes train-NAME.csv/.png "
+                   "and a table in report.md.")
 def report(runs, out, baselines, train_metrics):
     """Aggregate the evaluation curves of RUNS over seeds (mean, IQM, bootstrap intervals)."""
     from cwm.rl.report import write_report

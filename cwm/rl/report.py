@@ -177,8 +177,8 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path,
         curves = [load_run(p, name) for p in run_dirs]
         metric_rows = aggregate(curves)
         if not metric_rows:
-            raise UserError(f"no run logs the training metric {name!r} (see the keys of "
-                            "metrics.jsonl: model_loss, actor_loss, critic_loss, ...)")
+            raise UserError(f"no run logs the metric {name!r} (see the keys of "
+                            "metrics.jsonl: model_loss, actor_loss, critic_loss, eval_return, ...)")
         trained[name] = (curves, metric_rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,7 +212,7 @@ _EARLY_LOGS = 3
 
 
 def _train_markdown(name: str, rows: list[Row]) -> str:
-    lines = ["", f"Training metric `{name}` (IQM [95% CI] over seeds; full curve in "
+    lines = ["", f"Metric `{name}` (IQM [95% CI] over seeds; full curve in "
              f"train-{name}.csv / .png):", "",
              "| env | task | agent | " + " | ".join(f"log {i + 1}" for i in range(_EARLY_LOGS))
              + " | last |", "|---|---|---|" + "---|" * (_EARLY_LOGS + 1)]
@@ -282,7 +282,8 @@ def _plot(runs: list[RunCurve], rows: list[Row],
         ax.set_title(f"{env} / {task}")
         ax.set_xlabel("environment frames (agent steps x action repeat)")
         ax.set_ylabel(ylabel or ("success rate" if METRICS[env] == "eval_success" else "return"))
-        if ylabel and all(r.iqm_low > 0 for r in rows if (r.env, r.task) == (env, task)):
+        if (ylabel and not ylabel.startswith("eval_")
+                and all(r.iqm_low > 0 for r in rows if (r.env, r.task) == (env, task))):
             ax.set_yscale("log")       # losses fall by orders of magnitude early on
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)

@@ -91,6 +91,6 @@ log "4. reports"
 python "$HERE/pretrain_summary.py" "$RUNS/pretrain" --out "$REPORT/pretrain"
 for task in $FINETUNE; do
   cwm-rl report "$RUNS/rl/$task"/*/seed*/ --out "$REPORT/$task" --baselines 5 \
-    --train-metric model_loss
+    --train-metric model_loss --train-metric eval_return
 done
 log "done: $REPORT"

@@ -89,10 +89,14 @@ def test_training_metric_is_aggregated_per_arm(tmp_path):
     csv_rows = paths["model_loss.csv"].read_text().splitlines()
     assert len(csv_rows) == 1 + 2 * 5                # two arms x five logged steps
     assert paths["model_loss.png"].stat().st_size > 1000
-    text = paths["md"].read_text().split("Training metric `model_loss`")[1]
+    text = paths["md"].read_text().split("Metric `model_loss`")[1]
     scratch = next(x for x in text.splitlines() if x.startswith("| metaworld | reach | contextwm |"))
     pre = next(x for x in text.splitlines() if x.startswith("| metaworld | reach | contextwm+pretrained |"))
     assert scratch.split("|")[4].strip().startswith("5.01 ")   # log 1 at step 250
     assert pre.split("|")[4].strip().startswith("2.01 ")
-    with pytest.raises(UserError, match="training metric 'nope'"):
+    with pytest.raises(UserError, match="metric 'nope'"):
         write_report(runs, tmp_path / "r2", train_metrics=("nope",))
+    # An evaluation key works too: Meta-world's return beside its success rate.
+    paths = write_report(runs, tmp_path / "r3", train_metrics=("eval_success",))
+    assert "Metric `eval_success`" in paths["md"].read_text()
+    assert len(paths["eval_success.csv"].read_text().splitlines()) == 1 + 2 * 2
