@@ -4,7 +4,7 @@
            [--steps N] [--pretrained CKPT] [--seed S] [--agent contextwm|plain|dreamerv2]
            [--render fast|default] [--envs N] [--device auto] [--replay-from MINARI_ID]
            [--set SECTION.KEY=VALUE ...]
-    cwm-rl report RUN... [--out DIR] [--baselines N] [--train-metric NAME ...]
+    cwm-rl report RUN... [--out DIR] [--baselines N] [--train-metric NAME ...] [--window A:B]
     cwm-rl export-minari RUN [--id NAMESPACE/NAME-v0] [--datasets-path DIR]
 
 Argument parsing only: the work is `cwm.rl.loop.train`, `cwm.rl.report.write_report` and
@@ -110,12 +110,19 @@ def cli(ctx, env, task, out, preset, steps, pretrained, model_like, seed, agent,
                    "such as model_loss, to see a pre-trained world model's head start, or "
                    "eval_return beside Meta-world's success rate. Writes train-NAME.csv/.png "
                    "and a table in report.md.")
-def report(runs, out, baselines, train_metrics):
+@click.option("--window", metavar="START:END",
+              help="Also compare the arms over these frames: each seed's mean over the "
+                   "evaluations inside the window (the same steps for every run of a task), "
+                   "IQM and 95% interval per arm, and every pair of arms' difference of means "
+                   "with its interval; for the evaluation metric and each --train-metric.")
+def report(runs, out, baselines, train_metrics, window):
     """Aggregate the evaluation curves of RUNS over seeds (mean, IQM, bootstrap intervals)."""
     from cwm.rl.report import write_report
+    from cwm.rl.window import parse_window
 
+    span = parse_window(window) if window is not None else None
     for path in write_report(list(runs), out, baseline_episodes=baselines,
-                             train_metrics=tuple(train_metrics)).values():
+                             train_metrics=tuple(train_metrics), window=span).values():
         click.echo(str(path))
 
 

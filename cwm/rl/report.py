@@ -153,12 +153,16 @@ def reference_curves(env: str, task: str) -> dict[str, tuple[np.ndarray, np.ndar
 
 
 def write_report(run_dirs: list[str | Path], out_dir: str | Path,
-                 baseline_episodes: int = 0, train_metrics: tuple[str, ...] = ()) -> dict[str, Path]:
+                 baseline_episodes: int = 0, train_metrics: tuple[str, ...] = (),
+                 window: tuple[int, int] | None = None) -> dict[str, Path]:
     """Write `report.csv`, `report.md` and `curves.png` to `out_dir`; returns their paths.
 
     With `baseline_episodes` > 0 each task's random and zero-action policies are run that many
     episodes (`cwm.rl.baselines`) and their scores go into `report.md` and the plot. Each name in
     `train_metrics` adds `train-NAME.csv` and `train-NAME.png` (keys `NAME.csv`, `NAME.png`).
+    `window` = (start, end) frames adds each arm's per-seed means over that window and the
+    differences between arms (`cwm.rl.window`), for the evaluation metric and every
+    `train_metrics` name, to `report.md` and `window.csv` (key `window`).
     """
     if not run_dirs:
         raise UserError("give at least one run directory")
@@ -191,6 +195,17 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path,
         _write_csv(metric_rows, paths[f"{name}.csv"])
         _plot(curves, metric_rows, {}, paths[f"{name}.png"], ylabel=name)
         text += _train_markdown(name, metric_rows)
+    if window is not None:
+        from cwm.rl.window import window_csv, window_differences, window_markdown, window_summary
+
+        summaries = {METRICS[runs[0].env] if len({r.env for r in runs}) == 1 else "evaluation":
+                     window_summary(runs, *window)}
+        for name, (curves, _) in trained.items():
+            summaries[name] = window_summary(curves, *window)
+        for name, arms in summaries.items():
+            text += window_markdown(name, arms, window_differences(arms))
+        paths["window"] = out / "window.csv"
+        window_csv(summaries, paths["window"])
     with atomic_open(paths["md"], "w") as f:
         f.write(text)
     _plot(runs, rows, baselines, paths["png"])

@@ -14,7 +14,8 @@
 # Usage: bash experiments/pretrain_benefit/run.sh [RUNS_DIR]   (repository root, venv active)
 #   Sizes from the environment: EPISODES (per pre-training task, 10), PRE_STEPS (pre-training
 #   steps, 5000), FRAMES (fine-tuning frames = agent steps on Meta-world, 50000), SEEDS ("0 1 2"),
-#   FINETUNE ("reach drawer-open"), ARMS (all four), JOBS (runs at once, 2).
+#   FINETUNE ("reach drawer-open"), ARMS (all four), JOBS (runs at once, 2), WINDOW (frames the
+#   arms are compared over, START:END; the second half of FRAMES).
 #   SMOKE=1: the whole pipeline at toy sizes (two pre-training tasks, tiny presets) in minutes.
 #   Every stage resumes: rerun with the same RUNS_DIR (a larger FRAMES goes on from there).
 set -euo pipefail
@@ -30,6 +31,7 @@ if [[ ${SMOKE:-0} == 1 ]]; then
   PRE_TASKS=(--tasks window-open,faucet-close); EPISODES=1; MAXSTEPS=(--max-steps 40)
   PRE=(--preset tiny --steps 4 --ckpt-every 4 --picture-every 4 --log-every 2)
   RL=(--preset tiny --steps 120 --eval-every 60 --eval-episodes 1); HELDOUT_EPISODES=1
+  WINDOW=0:120
   REPORT=$RUNS/report
 else
   PRE_TASKS=(--tasks all --exclude "$TARGETS"); EPISODES=${EPISODES:-10}; MAXSTEPS=()
@@ -41,6 +43,7 @@ else
        --set model.res_blocks=1 --set model.deter=200 --set model.hidden=200
        --set model.attn_dropout=0)
   RL=(--preset small --steps "${FRAMES:-50000}"); HELDOUT_EPISODES=4
+  WINDOW=${WINDOW:-$(( ${FRAMES:-50000} / 2 )):${FRAMES:-50000}}  # arms compared over the second half
   REPORT=$HERE
 fi
 mkdir -p "$RUNS"
@@ -91,6 +94,6 @@ log "4. reports"
 python "$HERE/pretrain_summary.py" "$RUNS/pretrain" --out "$REPORT/pretrain"
 for task in $FINETUNE; do
   cwm-rl report "$RUNS/rl/$task"/*/seed*/ --out "$REPORT/$task" --baselines 5 \
-    --train-metric model_loss --train-metric eval_return
+    --train-metric model_loss --train-metric eval_return --window "$WINDOW"
 done
 log "done: $REPORT"

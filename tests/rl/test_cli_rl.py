@@ -55,6 +55,12 @@ def test_report_of_a_run(tmp_path):
     assert "| dmc | cartpole-balance | contextwm | 300 | 1 |" in table
     assert "- dmc/cartpole-balance: random " in table
     assert "not a cwm-rl run" in fails("report", str(tmp_path))
+    assert "give START:END in frames" in fails("report", str(run), "--window", "300")
+    windowed = subprocess.run(rl_cmd("report", str(run), "--out", str(tmp_path / "w"),
+                                     "--window", "0:300"), cwd=REPO, env=ENV,
+                              capture_output=True, text=True, timeout=120)
+    assert windowed.returncode == 0, windowed.stderr
+    assert "Window of `eval_return`" in (tmp_path / "w" / "report.md").read_text()
     bad = subprocess.run(rl_cmd("report", str(run), "--baselines", "-1"), cwd=REPO, env=ENV,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Invalid value for '--baselines'" in bad.stderr

@@ -5,6 +5,7 @@ import pytest
 
 from cwm.errors import UserError
 from cwm.rl.report import bootstrap_interval, interquartile_mean, reference_curves, write_report
+from cwm.rl.window import difference_interval, parse_window
 
 
 def _fake_run(root, seed, values, env="metaworld", task="reach", agent="contextwm",
@@ -100,3 +101,38 @@ def test_training_metric_is_aggregated_per_arm(tmp_path):
     paths = write_report(runs, tmp_path / "r3", train_metrics=("eval_success",))
     assert "Metric `eval_success`" in paths["md"].read_text()
     assert len(paths["eval_success.csv"].read_text().splitlines()) == 1 + 2 * 2
+
+
+def test_window_compares_arms_over_the_same_evaluations(tmp_path):
+    """`--window 2000:3000`: each seed averaged over the steps every run of the task has in the
+    window (a run that stopped early limits them), and the pair's difference with an interval
+    that excludes 0 only when every resampled difference is on one side."""
+    runs = []
+    for seed in range(3):
+        runs.append(_fake_run(tmp_path, seed, [0.0, 0.1 * seed, 0.2, 0.9]))               # scratch
+        runs.append(_fake_run(tmp_path, seed, [0.0, 0.6 + 0.1 * seed, 0.8, 0.0][:3 + (seed > 0)],
+                              pretrained="ckpt.pt"))                                    # seed 0: 3 evals
+    paths = write_report(runs, tmp_path / "report", window=(2000, 4000))
+    text = paths["md"].read_text().split("Window of `eval_success`")[1]
+    scratch = next(x for x in text.splitlines() if x.startswith("| metaworld | reach | contextwm |"))
+    # steps 2000 and 3000 only: the pre-trained seed 0 has no evaluation at 4000
+    assert "| 2000-3000 (2) |" in scratch
+    assert "s0 0.1, s1 0.15, s2 0.2 |" in scratch
+    diff = next(x for x in text.splitlines() if "contextwm - contextwm+pretrained" in x)
+    assert diff.split("|")[4].strip().startswith("-0.6 [")       # 0.15 - 0.75
+    assert diff.rstrip(" |").endswith("yes")
+    rows = paths["window"].read_text().splitlines()
+    assert rows[0].startswith("metric,env,task,agent") and len(rows) == 1 + 6
+    with pytest.raises(UserError, match="no evaluation step in 5000:6000"):
+        write_report(runs, tmp_path / "r2", window=(5000, 6000))
+
+
+def test_difference_interval_and_window_parsing():
+    lo, hi = difference_interval(np.array([1.0, 1.1, 0.9]), np.array([1.0, 0.95, 1.05]))
+    assert lo < 0 < hi                                   # overlapping arms: no claim
+    lo, hi = difference_interval(np.array([5.0, 5.5, 6.0]), np.array([1.0, 1.5, 2.0]))
+    assert 3.0 <= lo <= hi <= 5.0
+    assert parse_window("6000:12000") == (6000, 12000)
+    for bad in ("6000", "a:b", "12000:6000", "-1:5", "1:2:3"):
+        with pytest.raises(UserError, match="--window"):
+            parse_window(bad)
