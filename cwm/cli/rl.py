@@ -114,7 +114,8 @@ def cli(ctx, env, task, out, preset, steps, pretrained, model_like, seed, agent,
               help="Also compare the arms over these frames: each seed's mean over the "
                    "evaluations inside the window (the same steps for every run of a task), "
                    "IQM and 95% interval per arm, and every pair of arms' difference of means "
-                   "with its interval; for the evaluation metric and each --train-metric.")
+                   "with its interval and exact permutation p-value; for the evaluation metric "
+                   "and each --train-metric.")
 def report(runs, out, baselines, train_metrics, window):
     """Aggregate the evaluation curves of RUNS over seeds (mean, IQM, bootstrap intervals)."""
     from cwm.rl.report import write_report

@@ -5,7 +5,7 @@ import pytest
 
 from cwm.errors import UserError
 from cwm.rl.report import bootstrap_interval, interquartile_mean, reference_curves, write_report
-from cwm.rl.window import difference_interval, parse_window
+from cwm.rl.window import difference_interval, parse_window, permutation_test
 
 
 def _fake_run(root, seed, values, env="metaworld", task="reach", agent="contextwm",
@@ -120,7 +120,7 @@ def test_window_compares_arms_over_the_same_evaluations(tmp_path):
     assert "s0 0.1, s1 0.15, s2 0.2 |" in scratch
     diff = next(x for x in text.splitlines() if "contextwm - contextwm+pretrained" in x)
     assert diff.split("|")[4].strip().startswith("-0.6 [")       # 0.15 - 0.75
-    assert diff.rstrip(" |").endswith("yes")
+    assert diff.split("|")[5].strip() == "0.1 (0.1)"     # 3 vs 3 seeds, fully separated
     rows = paths["window"].read_text().splitlines()
     assert rows[0].startswith("metric,env,task,agent") and len(rows) == 1 + 6
     with pytest.raises(UserError, match="no evaluation step in 5000:6000"):
@@ -132,6 +132,13 @@ def test_difference_interval_and_window_parsing():
     assert lo < 0 < hi                                   # overlapping arms: no claim
     lo, hi = difference_interval(np.array([5.0, 5.5, 6.0]), np.array([1.0, 1.5, 2.0]))
     assert 3.0 <= lo <= hi <= 5.0
+    # Exact permutation test: 3 vs 3 fully separated is the best 3 seeds can do (2 / 20).
+    assert permutation_test(np.array([5.0, 5.5, 6.0]), np.array([1.0, 1.5, 2.0])) == (0.1, 0.1)
+    assert permutation_test(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0]))[0] == 1.0
+    p, floor = permutation_test(np.array([1.0, 4.0, 2.0, 6.0]), np.array([3.0, 5.0]))
+    assert floor == 1 / 15 and 0.1 < p < 1        # 4 vs 2 seeds: C(6, 2) = 15 splits
+    p, floor = permutation_test(np.arange(10.0) + 10, np.arange(10.0))   # C(20, 10) > 20,000
+    assert floor == 1 / 20_001 and p <= 0.001   # random splits: (count + 1) / (n + 1)
     assert parse_window("6000:12000") == (6000, 12000)
     for bad in ("6000", "a:b", "12000:6000", "-1:5", "1:2:3"):
         with pytest.raises(UserError, match="--window"):
