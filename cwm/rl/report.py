@@ -5,7 +5,8 @@ and `metrics.jsonl`, whose evaluation rows carry `step` (environment steps) and 
 (plus `eval_success` on Meta-world). Runs are grouped by (env, task, agent, pre-trained or
 not: `arm_name`); at every evaluation step shared by the group we report the mean and the
 interquartile mean (IQM, robust to one lucky or unlucky seed) with percentile-bootstrap 95%
-intervals over seeds, and on Meta-world the first step whose IQM success reaches 0.5.
+intervals over seeds, and on Meta-world the first step whose IQM success reaches 0.5 and the
+step from which it stays there (one lucky evaluation crosses the level too).
 Published APV and DreamerV2 curves for the same task, shipped in `cwm/rl/reference/`, are
 overlaid when present, and with `baseline_episodes` > 0 the scores of the fixed random and zero-action policies
 (`cwm.rl.baselines`) are measured on each task and shown beside the curves.
@@ -259,10 +260,16 @@ def _markdown(rows: list[Row], baselines: dict[tuple[str, str], dict[str, float]
         lines.append(f"- {env}/{task} {agent}: IQM {r.iqm:.3f} [{r.iqm_low:.3f}, {r.iqm_high:.3f}] "
                      f"at step {r.step} over {r.seeds} seeds")
         if env == "metaworld":
-            reached = [x.step for x in rows if (x.env, x.task, x.agent) == (env, task, agent)
-                       and x.iqm >= SUCCESS_LEVEL]
+            curve = [x for x in rows if (x.env, x.task, x.agent) == (env, task, agent)]
+            reached = [x.step for x in curve if x.iqm >= SUCCESS_LEVEL]
+            # A single lucky evaluation crosses the level too: say also from when it holds.
+            held = next((x.step for i, x in enumerate(curve)
+                         if all(y.iqm >= SUCCESS_LEVEL for y in curve[i:])), None)
             lines[-1] += (f"; IQM success first >= {SUCCESS_LEVEL} at step {reached[0]}" if reached
                           else f"; IQM success not >= {SUCCESS_LEVEL} by step {r.step}")
+            if reached:
+                lines[-1] += (f", and stays there from step {held}" if held is not None
+                              else f", but does not stay there (below at step {r.step})")
     if baselines:
         lines += ["", f"Fixed reference policies (mean of {episodes} episode(s) each):", ""]
         for (env, task), scores in baselines.items():

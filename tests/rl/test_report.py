@@ -70,8 +70,13 @@ def test_pretrained_and_scratch_runs_are_separate_arms_with_frames_to_half_succe
     assert "| metaworld | reach | contextwm | 3000 | 3 |" in text
     assert "| metaworld | reach | contextwm+pretrained | 3000 | 3 |" in text
     assert "reach contextwm+pretrained: IQM 0.900" in text
-    assert "IQM success first >= 0.5 at step 2000" in text
+    assert "IQM success first >= 0.5 at step 2000, and stays there from step 2000" in text
     assert "IQM success not >= 0.5 by step 3000" in text
+    # One lucky evaluation crosses the level without holding it.
+    spike = [_fake_run(tmp_path, s, [0.0, 0.5, 0.0], agent="plain") for s in range(3)]
+    text = write_report(spike, tmp_path / "spike")["md"].read_text()
+    assert ("IQM success first >= 0.5 at step 2000, but does not stay there (below at step "
+            "3000)") in text
 
 
 def test_training_metric_is_aggregated_per_arm(tmp_path):
