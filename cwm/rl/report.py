@@ -77,7 +77,11 @@ def bootstrap_interval(x: np.ndarray, stat=interquartile_mean, reps: int = 2000,
         return v, v
     rng = np.random.default_rng(seed)
     resamples = x[rng.integers(0, x.size, size=(reps, x.size))]
-    stats = stat(resamples, axis=-1)
+    return percentile_interval(stat(resamples, axis=-1), level)
+
+
+def percentile_interval(stats: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` share of bootstrap statistics `stats`: (low, high)."""
     tail = (1 - level) / 2 * 100
     return float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from cwm.atomic import atomic_open
 from cwm.errors import UserError
-from cwm.rl.report import RunCurve, bootstrap_interval, interquartile_mean
+from cwm.rl.report import RunCurve, bootstrap_interval, interquartile_mean, percentile_interval
 
 
 @dataclass
@@ -106,8 +106,7 @@ def difference_interval(a: np.ndarray, b: np.ndarray, reps: int = 2000, level: f
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     diffs = (a[rng.integers(0, a.size, size=(reps, a.size))].mean(axis=1)
              - b[rng.integers(0, b.size, size=(reps, b.size))].mean(axis=1))
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(diffs, tail)), float(np.percentile(diffs, 100 - tail))
+    return percentile_interval(diffs, level)
 
 
 def permutation_test(a: np.ndarray, b: np.ndarray, max_splits: int = 20_000,
@@ -140,7 +139,8 @@ def permutation_test(a: np.ndarray, b: np.ndarray, max_splits: int = 20_000,
 
 
 def window_differences(arms: list[WindowArm]) -> list[WindowDifference]:
-    """Every pair of arms of one task: difference of means with its bootstrap interval."""
+    """Every pair of arms of one task: difference of means with its bootstrap interval and its
+    permutation p-value."""
     out = []
     by_task: dict[tuple[str, str], list[WindowArm]] = {}
     for arm in arms:

@@ -109,9 +109,9 @@ def test_training_metric_is_aggregated_per_arm(tmp_path):
 
 
 def test_window_compares_arms_over_the_same_evaluations(tmp_path):
-    """`--window 2000:3000`: each seed averaged over the steps every run of the task has in the
-    window (a run that stopped early limits them), and the pair's difference with an interval
-    that excludes 0 only when every resampled difference is on one side."""
+    """`--window 2000:4000`: each seed averaged over the steps every run of the task has in the
+    window (a run that stopped early limits them to 2000-3000), and the pair's difference with
+    its bootstrap interval and exact permutation p-value."""
     runs = []
     for seed in range(3):
         runs.append(_fake_run(tmp_path, seed, [0.0, 0.1 * seed, 0.2, 0.9]))               # scratch
