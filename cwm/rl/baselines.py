@@ -8,8 +8,10 @@ Both matter: on DMC cartpole-balance doing nothing keeps the pole up for most of
 still learned less than doing nothing. `cwm-rl report --baselines N` measures both on each
 task of the report with N episodes each and draws them as horizontal lines.
 
-The score is the episode return (DMC) or the success rate (Meta-world), the metric that
-`cwm.rl.report` aggregates. Rendering does not change either, so the fast renderer is used.
+Each policy is scored under the evaluation keys of `metrics.jsonl`: `eval_return` on every
+family, and `eval_success` (whether the episode ever succeeded) on Meta-world too, so that a
+report's success curve and its `--train-metric eval_return` curve each get their own floor.
+Rendering changes neither, so the fast renderer is used.
 """
 
 from __future__ import annotations
@@ -19,22 +21,26 @@ import numpy as np
 POLICIES = ("random", "zero")
 
 
-def reference_scores(family: str, task: str, episodes: int, seed: int = 0) -> dict[str, float]:
-    """{policy: mean score over `episodes` episodes} for every reference policy, on one env
-    (episode k of each policy starts from env seed seed + k)."""
+def reference_scores(family: str, task: str, episodes: int,
+                     seed: int = 0) -> dict[str, dict[str, float]]:
+    """{metric: {policy: mean over `episodes` episodes}} for every reference policy, on one env
+    (episode k of each policy starts from env seed seed + k); the metrics are `eval_return`,
+    and on Meta-world also `eval_success`."""
     from cwm.rl.envs.registry import make_env
 
     env = make_env(family, task, seed=seed, render="fast")
     try:
-        return {p: _mean_score(env, family, p, episodes, seed) for p in POLICIES}
+        scores = {p: _mean_scores(env, p, episodes, seed) for p in POLICIES}
     finally:
         env.close()
+    metrics = ("eval_success", "eval_return") if family == "metaworld" else ("eval_return",)
+    return {m: {p: scores[p][m] for p in POLICIES} for m in metrics}
 
 
-def _mean_score(env, family: str, policy: str, episodes: int, seed: int) -> float:
+def _mean_scores(env, policy: str, episodes: int, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     shape = env.action_space.shape
-    scores = []
+    returns, successes = [], []
     for episode in range(episodes):
         env.reset(seed=seed + episode)
         total, success, done = 0.0, False, False
@@ -47,5 +53,6 @@ def _mean_score(env, family: str, policy: str, episodes: int, seed: int) -> floa
             total += float(reward)
             success = success or bool(info.get("success", False))
             done = terminated or truncated
-        scores.append(float(success) if family == "metaworld" else total)
-    return float(np.mean(scores))
+        returns.append(total)
+        successes.append(float(success))
+    return {"eval_return": float(np.mean(returns)), "eval_success": float(np.mean(successes))}

@@ -175,7 +175,7 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path,
     rows = aggregate(runs)
     if not rows:
         raise UserError("none of the runs has an evaluation yet (no eval rows in metrics.jsonl)")
-    baselines: dict[tuple[str, str], dict[str, float]] = {}
+    baselines: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     if baseline_episodes > 0:
         from cwm.rl.baselines import reference_scores
 
@@ -198,7 +198,8 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path,
         paths[f"{name}.csv"] = out / f"train-{name}.csv"
         paths[f"{name}.png"] = out / f"train-{name}.png"
         _write_csv(metric_rows, paths[f"{name}.csv"])
-        _plot(curves, metric_rows, {}, paths[f"{name}.png"], ylabel=name)
+        _plot(curves, metric_rows, _of_metric(baselines, name), paths[f"{name}.png"],
+              ylabel=name)
         text += _train_markdown(name, metric_rows)
     if window is not None:
         from cwm.rl.window import window_csv, window_differences, window_markdown, window_summary
@@ -213,8 +214,15 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path,
         window_csv(summaries, paths["window"])
     with atomic_open(paths["md"], "w") as f:
         f.write(text)
-    _plot(runs, rows, baselines, paths["png"])
+    _plot(runs, rows, {key: by_metric.get(METRICS[key[0]], {})
+                       for key, by_metric in baselines.items()}, paths["png"])
     return paths
+
+
+def _of_metric(baselines: dict[tuple[str, str], dict[str, dict[str, float]]],
+               metric: str) -> dict[tuple[str, str], dict[str, float]]:
+    """The reference policies' scores under one metric, for the tasks that have it."""
+    return {key: by_metric[metric] for key, by_metric in baselines.items() if metric in by_metric}
 
 
 def _write_csv(rows: list[Row], path: Path) -> None:
@@ -249,7 +257,7 @@ def _train_markdown(name: str, rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _markdown(rows: list[Row], baselines: dict[tuple[str, str], dict[str, float]],
+def _markdown(rows: list[Row], baselines: dict[tuple[str, str], dict[str, dict[str, float]]],
               episodes: int) -> str:
     lines = ["| env | task | agent | step | seeds | mean | IQM | IQM 95% CI |",
              "|---|---|---|---:|---:|---:|---:|---|"]
@@ -276,8 +284,10 @@ def _markdown(rows: list[Row], baselines: dict[tuple[str, str], dict[str, float]
                               else f", but does not stay there (below at step {r.step})")
     if baselines:
         lines += ["", f"Fixed reference policies (mean of {episodes} episode(s) each):", ""]
-        for (env, task), scores in baselines.items():
-            lines.append(f"- {env}/{task}: " + ", ".join(f"{p} {v:.3f}" for p, v in scores.items()))
+        for (env, task), by_metric in baselines.items():
+            for metric, scores in by_metric.items():
+                lines.append(f"- {env}/{task} `{metric}`: "
+                             + ", ".join(f"{p} {v:.3f}" for p, v in scores.items()))
     return "\n".join(lines) + "\n"
 
 

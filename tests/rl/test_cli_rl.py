@@ -53,7 +53,7 @@ def test_report_of_a_run(tmp_path):
     assert (tmp_path / "report" / "curves.png").stat().st_size > 0
     table = (tmp_path / "report" / "report.md").read_text()
     assert "| dmc | cartpole-balance | contextwm | 300 | 1 |" in table
-    assert "- dmc/cartpole-balance: random " in table
+    assert "- dmc/cartpole-balance `eval_return`: random " in table
     assert "not a cwm-rl run" in fails("report", str(tmp_path))
     assert "give START:END in frames" in fails("report", str(run), "--window", "300")
     windowed = subprocess.run(rl_cmd("report", str(run), "--out", str(tmp_path / "w"),

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,10 +58,34 @@ def test_report_measures_reference_policies(tmp_path):
         {"env": "dmc", "task": "cartpole-balance", "agent": "contextwm", "seed": 0}))
     (run / "metrics.jsonl").write_text(json.dumps({"step": 0, "eval_return": 300.0}) + "\n")
     paths = write_report([run], tmp_path / "report", baseline_episodes=1)
-    line = next(x for x in paths["md"].read_text().splitlines() if x.startswith("- dmc/cartpole-balance: random"))
-    scores = dict(part.split() for part in line.split(": ", 1)[1].split(", "))
-    assert 100 < float(scores["random"]) < 500
-    assert float(scores["zero"]) > 600
+    scores = _reference_line(paths["md"], "- dmc/cartpole-balance `eval_return`:")
+    assert 100 < scores["random"] < 500
+    assert scores["zero"] > 600
+    assert "eval_success" not in paths["md"].read_text()
+
+
+def _reference_line(md: Path, prefix: str) -> dict[str, float]:
+    line = next(x for x in md.read_text().splitlines() if x.startswith(prefix))
+    return {p: float(v) for p, v in (part.split() for part in line[len(prefix):].split(", "))}
+
+
+def test_metaworld_reference_policies_have_a_success_rate_and_a_return(tmp_path):
+    """On Meta-world the reference policies are scored under both evaluation keys: the success
+    rate for the report's curve and the return for `--train-metric eval_return`'s plot."""
+    runs = [_fake_run(tmp_path, s, [0.0, 0.1]) for s in range(2)]
+    for run in runs:
+        (run / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": step, "eval_success": ok, "eval_return": ret}) + "\n"
+            for step, ok, ret in ((1000, 0.0, 150.0), (2000, 0.1, 400.0))))
+    paths = write_report(runs, tmp_path / "report", baseline_episodes=1,
+                         train_metrics=("eval_return",))
+    success = _reference_line(paths["md"], "- metaworld/reach `eval_success`:")
+    returns = _reference_line(paths["md"], "- metaworld/reach `eval_return`:")
+    assert set(success) == set(returns) == {"random", "zero"}
+    assert all(0.0 <= v <= 1.0 for v in success.values())
+    # reach pays a dense shaped reward every step of a 500-step episode: far above one success
+    assert all(v > 10 for v in returns.values())
+    assert paths["eval_return.png"].stat().st_size > 0
 
 
 def test_pretrained_and_scratch_runs_are_separate_arms_with_frames_to_half_success(tmp_path):
