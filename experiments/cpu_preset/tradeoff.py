@@ -1,0 +1,84 @@
+"""Issue 12's trade-off table: what each screened variant costs per frame against what it returns.
+
+    python experiments/cpu_preset/tradeoff.py RUNS/TASK [--at FRAMES] [--target N] [--out FILE]
+
+RUNS/TASK holds one directory per variant (`experiments/cpu_preset/run.sh` writes
+RUNS/TASK/VARIANT/seedK). For every variant: the frames/s of one run at the steady state (the
+median over the logs once training has started, so the prefill's fast random steps are left
+out), the IQM [95% bootstrap interval] over seeds at `--at` frames and at its best evaluation,
+how far its runs got, and the hours one run needs for `--target` frames at that rate (the seeds
+ran side by side, so that is also the wall-clock time of the variant). The rates are those of
+the runs as they ran: three runs on two cores, with whatever else the machine did then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cwm.rl.report import aggregate, load_run
+
+
+def steady_fps(run_dir: Path) -> float:
+    """Median frames/s over a run's training logs after its first update."""
+    rates = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:        # a line cut off by a kill
+            continue
+        if "fps" in row and row.get("updates", 0) > 0 and "model_loss" in row:
+            rates.append(row["fps"])
+    # The first training log still averages in the prefill's fast steps.
+    return float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else float("nan")
+
+
+def variant_row(variant_dir: Path, at: int, target: int) -> dict:
+    runs = sorted(p for p in variant_dir.glob("seed*") if p.is_dir())
+    curves = [load_run(p) for p in runs]
+    rows = aggregate(curves)
+    fps = [steady_fps(p) for p in runs]
+    best = max(rows, key=lambda r: r.iqm)
+    at_row = next((r for r in rows if r.step == at), None)
+    rate = float(np.median(fps))
+    return {"variant": variant_dir.name, "seeds": len(runs), "fps": rate,
+            "at": at_row, "best": best, "reached": rows[-1].step,
+            "hours": target / rate / 3600 if rate > 0 else float("nan")}
+
+
+def cell(row) -> str:
+    return "" if row is None else f"{row.iqm:.0f} [{row.iqm_low:.0f}, {row.iqm_high:.0f}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("task_dir", type=Path, help="RUNS/TASK, one directory per variant")
+    ap.add_argument("--at", type=int, default=12000, help="frames every variant is compared at")
+    ap.add_argument("--target", type=int, default=100000, help="frames the issue's target names")
+    ap.add_argument("--out", type=Path, help="write the table here too (markdown)")
+    args = ap.parse_args(argv)
+    if not args.task_dir.is_dir():
+        ap.error(f"{args.task_dir} is not a directory")
+    variants = sorted(p for p in args.task_dir.iterdir() if p.is_dir() and any(p.glob("seed*/")))
+    if not variants:
+        ap.error(f"{args.task_dir} holds no variant directories with seed runs")
+    lines = [f"| variant | seeds | frames/s per run | IQM at {args.at:,} frames | best IQM (frames) "
+             f"| frames reached | hours per run for {args.target:,} frames |",
+             "|---|---:|---:|---|---|---:|---:|"]
+    for v in variants:
+        r = variant_row(v, args.at, args.target)
+        lines.append(f"| {r['variant']} | {r['seeds']} | {r['fps']:.1f} | {cell(r['at'])} | "
+                     f"{cell(r['best'])} ({r['best'].step:,}) | {r['reached']:,} | "
+                     f"{r['hours']:.1f} |")
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

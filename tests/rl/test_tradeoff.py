@@ -1,0 +1,61 @@
+"""experiments/cpu_preset/tradeoff.py: the frames/s-against-return table of issue 12's screen."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "cpu_preset" / "tradeoff.py"
+
+
+@pytest.fixture(scope="module")
+def tradeoff():
+    spec = importlib.util.spec_from_file_location("tradeoff", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(root: Path, variant: str, seed: int, returns: list[float], fps: list[float]) -> None:
+    run = root / variant / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(
+        {"env": "dmc", "task": "cartpole-balance", "agent": "contextwm", "seed": seed}))
+    rows = [{"step": 500, "fps": 900.0, "updates": 0}]                 # prefill: no training yet
+    rows += [{"step": 1000 * (i + 1), "fps": f, "updates": 10 * (i + 1), "model_loss": 1.0}
+             for i, f in enumerate(fps)]
+    rows += [{"step": 2000 * i, "eval_return": r} for i, r in enumerate(returns)]
+    (run / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n{\"step\": 1")
+
+
+def test_rate_leaves_out_prefill_and_first_training_log(tmp_path, tradeoff):
+    # The first training log (300) still averages in prefill steps; the others are steady.
+    _run(tmp_path, "fast", 0, [100, 200], [300.0, 10.0, 10.0, 12.0])
+    assert tradeoff.steady_fps(tmp_path / "fast" / "seed0") == pytest.approx(10.0)
+
+
+def test_table_has_each_variant_with_cost_and_return(tmp_path, tradeoff, capsys):
+    for seed in range(3):
+        _run(tmp_path, "slow", seed, [300, 140, 500 + seed], [50.0, 5.0, 5.0])
+        _run(tmp_path, "fast", seed, [300, 136, 136], [50.0, 20.0, 20.0])
+    out = tmp_path / "tradeoff.md"
+    assert tradeoff.main([str(tmp_path), "--at", "2000", "--target", "72000",
+                          "--out", str(out)]) == 0
+    table = out.read_text()
+    assert table == capsys.readouterr().out
+    slow = next(x for x in table.splitlines() if x.startswith("| slow |"))
+    fast = next(x for x in table.splitlines() if x.startswith("| fast |"))
+    # 72,000 frames at 5 frames/s = 4 h; at 20 = 1 h. The slow variant's best is its last
+    # evaluation (IQM of 500-502), the fast one's the untrained policy at frame 0.
+    assert slow == "| slow | 3 | 5.0 | 140 [140, 140] | 501 [500, 502] (4,000) | 4,000 | 4.0 |"
+    assert fast == "| fast | 3 | 20.0 | 136 [136, 136] | 300 [300, 300] (0) | 4,000 | 1.0 |"
+
+
+@pytest.mark.parametrize("where", ["empty", "missing"])
+def test_no_variants_is_a_usage_error(tmp_path, tradeoff, where, capsys):
+    path = tmp_path if where == "empty" else tmp_path / "nowhere"
+    with pytest.raises(SystemExit) as exit_:
+        tradeoff.main([str(path)])
+    assert exit_.value.code == 2
+    assert str(path) in capsys.readouterr().err
