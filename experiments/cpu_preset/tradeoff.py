@@ -1,6 +1,7 @@
 """Issue 12's trade-off table: what each screened variant costs per frame against what it returns.
 
     python experiments/cpu_preset/tradeoff.py RUNS/TASK [--at FRAMES] [--target N] [--out FILE]
+                                              [--plot PNG] [--reference NAME=RETURN ...]
 
 RUNS/TASK holds one directory per variant (`experiments/cpu_preset/run.sh` writes
 RUNS/TASK/VARIANT/seedK). For every variant: the frames/s of one run at the steady state (the
@@ -9,6 +10,8 @@ out), the IQM [95% bootstrap interval] over seeds at `--at` frames and at its be
 how far its runs got, and the hours one run needs for `--target` frames at that rate (the seeds
 ran side by side, so that is also the wall-clock time of the variant). The rates are those of
 the runs as they ran: three runs on two cores, with whatever else the machine did then.
+`--plot` draws the same as a picture (frames/s across, IQM at `--at` up, with its interval),
+with horizontal lines for `--reference` returns such as the random and zero-action policies'.
 """
 
 from __future__ import annotations
@@ -53,23 +56,60 @@ def cell(row) -> str:
     return "" if row is None else f"{row.iqm:.0f} [{row.iqm_low:.0f}, {row.iqm_high:.0f}]"
 
 
+def plot(rows: list[dict], at: int, references: dict[str, float], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, r in enumerate(rows):
+        if r["at"] is None:
+            continue
+        y = r["at"]
+        ax.errorbar(r["fps"], y.iqm, yerr=[[y.iqm - y.iqm_low], [y.iqm_high - y.iqm]], fmt="o",
+                    capsize=3)
+        ax.annotate(r["variant"], (r["fps"], y.iqm), textcoords="offset points",
+                    xytext=(5, 4 if i % 2 else -11),   # neighbours' labels above / below
+                    fontsize=8)
+    for (name, value), style in zip(references.items(), (":", "-.", "--")):
+        ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} policy")
+    ax.set_xlabel("frames/s per run (3 runs on 2 cores)")
+    ax.set_ylabel(f"return at {at:,} frames (IQM, 95% CI)")
+    if references:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("task_dir", type=Path, help="RUNS/TASK, one directory per variant")
     ap.add_argument("--at", type=int, default=12000, help="frames every variant is compared at")
     ap.add_argument("--target", type=int, default=100000, help="frames the issue's target names")
     ap.add_argument("--out", type=Path, help="write the table here too (markdown)")
+    ap.add_argument("--plot", type=Path, help="draw frames/s against the return at --at here")
+    ap.add_argument("--reference", action="append", default=[], metavar="NAME=RETURN",
+                    help="a reference policy's return, drawn as a line (repeatable)")
     args = ap.parse_args(argv)
     if not args.task_dir.is_dir():
         ap.error(f"{args.task_dir} is not a directory")
     variants = sorted(p for p in args.task_dir.iterdir() if p.is_dir() and any(p.glob("seed*/")))
     if not variants:
         ap.error(f"{args.task_dir} holds no variant directories with seed runs")
+    references = {}
+    for item in args.reference:
+        name, _, value = item.partition("=")
+        try:
+            references[name] = float(value)
+        except ValueError:
+            ap.error(f"--reference takes NAME=RETURN, got {item!r}")
     lines = [f"| variant | seeds | frames/s per run | IQM at {args.at:,} frames | best IQM (frames) "
              f"| frames reached | hours per run for {args.target:,} frames |",
              "|---|---:|---:|---|---|---:|---:|"]
-    for v in variants:
-        r = variant_row(v, args.at, args.target)
+    rows = [variant_row(v, args.at, args.target) for v in variants]
+    for r in rows:
         lines.append(f"| {r['variant']} | {r['seeds']} | {r['fps']:.1f} | {cell(r['at'])} | "
                      f"{cell(r['best'])} ({r['best'].step:,}) | {r['reached']:,} | "
                      f"{r['hours']:.1f} |")
@@ -77,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text, end="")
     if args.out:
         args.out.write_text(text)
+    if args.plot:
+        plot(rows, args.at, references, args.plot)
     return 0
 
 

@@ -40,8 +40,10 @@ def test_table_has_each_variant_with_cost_and_return(tmp_path, tradeoff, capsys)
         _run(tmp_path, "slow", seed, [300, 140, 500 + seed], [50.0, 5.0, 5.0])
         _run(tmp_path, "fast", seed, [300, 136, 136], [50.0, 20.0, 20.0])
     out = tmp_path / "tradeoff.md"
-    assert tradeoff.main([str(tmp_path), "--at", "2000", "--target", "72000",
-                          "--out", str(out)]) == 0
+    picture = tmp_path / "tradeoff.png"
+    assert tradeoff.main([str(tmp_path), "--at", "2000", "--target", "72000", "--out", str(out),
+                          "--plot", str(picture), "--reference", "zero=756"]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = out.read_text()
     assert table == capsys.readouterr().out
     slow = next(x for x in table.splitlines() if x.startswith("| slow |"))
@@ -59,3 +61,10 @@ def test_no_variants_is_a_usage_error(tmp_path, tradeoff, where, capsys):
         tradeoff.main([str(path)])
     assert exit_.value.code == 2
     assert str(path) in capsys.readouterr().err
+
+
+def test_bad_reference_is_a_usage_error(tmp_path, tradeoff, capsys):
+    _run(tmp_path, "v", 0, [1, 2], [5.0, 5.0])
+    with pytest.raises(SystemExit) as exit_:
+        tradeoff.main([str(tmp_path), "--reference", "zero"])
+    assert exit_.value.code == 2 and "NAME=RETURN" in capsys.readouterr().err
