@@ -472,7 +472,6 @@ def _drive(run: Run, progress: bool) -> dict:
     success = np.zeros(run.n, bool)
     prev_action = np.zeros((run.n, run.action_dim), np.float32)
     prefill_actions = PrefillActions(run.n, run.action_dim, loop.prefill_hold, run.rng)
-    unrecorded = False
 
     try:
         with sigterm_as_interrupt():
@@ -491,13 +490,12 @@ def _drive(run: Run, progress: bool) -> dict:
                     write_curve(run.run_dir, cfg.env)
 
             maybe_evaluate()
+            # Every frame the counters count is in the replay whenever a checkpoint is saved
+            # (periodic, final, or after Ctrl-C): each observation is recorded in the same
+            # uninterruptible block that counts the step which led to it.
+            with interrupts_deferred():
+                run.record(obs, reward, success, prev_action)
             while c["env_steps"] < total:
-                # Every frame the counters count is in the replay when a checkpoint is saved,
-                # also after Ctrl-C: the newest observation is recorded whole or not at all,
-                # and `unrecorded` says which (the interrupt handler records it then).
-                with interrupts_deferred():
-                    run.record(obs, reward, success, prev_action)
-                    unrecorded = False
                 for i in np.flatnonzero(obs["is_last"]):
                     c["episodes"] += 1
                     row = {"train_return": ep_return[i], "train_length": ep_length[i] * repeat}
@@ -549,7 +547,7 @@ def _drive(run: Run, progress: bool) -> dict:
                     ep_success = np.where(obs["is_last"], False, ep_success | success)
                     prev_action, obs = action, new_obs
                     c["env_steps"] += frames
-                    unrecorded = True
+                    run.record(obs, reward, success, prev_action)
                 window.frames += frames
                 bar.update(frames)
 
@@ -569,15 +567,9 @@ def _drive(run: Run, progress: bool) -> dict:
                     run.save()
                     saved_at = c["env_steps"]
                     c["next_ckpt"] = (c["env_steps"] // ckpt_every + 1) * ckpt_every
-            # The observation the last action led to belongs to the data as well.
-            with interrupts_deferred():
-                run.record(obs, reward, success, prev_action)
-                unrecorded = False
             maybe_evaluate(force=True)
     except KeyboardInterrupt:
         bar.close()
-        if unrecorded:
-            run.record(obs, reward, success, prev_action)
         if c["env_steps"] > saved_at:
             run.save()
         echo(f"interrupted at {c['env_steps']} frames: saved {run.ckpt_path}; rerun the same "

@@ -76,6 +76,20 @@ def test_tiny_run_dmc(tmp_path):
     assert len(other.stderr.strip().splitlines()) == 1
 
 
+def test_every_checkpoint_holds_every_counted_frame(tmp_path):
+    """A periodic checkpoint's replay holds the observation of the step it counted last: one
+    per agent step plus the reset observation. (It used to be recorded at the top of the next
+    step, so a periodic checkpoint, or Ctrl-C right after one, lacked it.)"""
+    run = tmp_path / "ckpts"
+    run_rl("--env", "dmc", "--out", str(run), "--steps", "200", "--ckpt-every", "50", *TINY)
+    kept = list_checkpoints(run)
+    assert [step for step, _ in kept] == [300, 400]      # frames; the newest 2 are kept
+    for step, path in kept:
+        ckpt = torch.load(path, weights_only=True)
+        # 400 frames is within cartpole's first episode (1,000 frames): one reset observation.
+        assert ckpt["replay_steps"] == step // 2 + 1, (step, ckpt["replay_steps"])
+
+
 def test_tiny_run_metaworld(tmp_path):
     run = tmp_path / "mw"
     out = summary(run_rl("--env", "metaworld", "--task", "reach-v3", "--out", str(run), *TINY))
