@@ -214,15 +214,16 @@ def write_report(run_dirs: list[str | Path], out_dir: str | Path,
         window_csv(summaries, paths["window"])
     with atomic_open(paths["md"], "w") as f:
         f.write(text)
-    _plot(runs, rows, {key: by_metric.get(METRICS[key[0]], {})
-                       for key, by_metric in baselines.items()}, paths["png"])
+    _plot(runs, rows, _of_metric(baselines), paths["png"])
     return paths
 
 
 def _of_metric(baselines: dict[tuple[str, str], dict[str, dict[str, float]]],
-               metric: str) -> dict[tuple[str, str], dict[str, float]]:
-    """The reference policies' scores under one metric, for the tasks that have it."""
-    return {key: by_metric[metric] for key, by_metric in baselines.items() if metric in by_metric}
+               metric: str | None = None) -> dict[tuple[str, str], dict[str, float]]:
+    """The reference policies' scores under one metric (default: each family's evaluation
+    metric), for the tasks that have it."""
+    return {(env, task): by_metric[metric or METRICS[env]]
+            for (env, task), by_metric in baselines.items() if (metric or METRICS[env]) in by_metric}
 
 
 def _write_csv(rows: list[Row], path: Path) -> None:

@@ -17,24 +17,18 @@ with horizontal lines for `--reference` returns such as the random and zero-acti
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
+from cwm.model.metrics import read_metrics
 from cwm.rl.report import aggregate, load_run
 
 
 def steady_fps(run_dir: Path) -> float:
     """Median frames/s over a run's training logs after its first update."""
-    rates = []
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:        # a line cut off by a kill
-            continue
-        if "fps" in row and row.get("updates", 0) > 0 and "model_loss" in row:
-            rates.append(row["fps"])
+    rates = [row["fps"] for row in read_metrics(run_dir / "metrics.jsonl")   # skips cut-off lines
+             if "fps" in row and row.get("updates", 0) > 0 and "model_loss" in row]
     # The first training log still averages in the prefill's fast steps.
     return float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else float("nan")
 
