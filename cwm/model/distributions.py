@@ -54,6 +54,19 @@ def onehot_sample(logits: torch.Tensor, sample: bool = True) -> torch.Tensor:
     return onehot + probs - probs.detach()
 
 
+def unimix_logits(logits: torch.Tensor, mix: float) -> torch.Tensor:
+    """Logits of (1 - mix) * softmax(logits) + mix / K over the last axis (DreamerV3's "unimix").
+
+    A floor of mix / K under every class: no latent class gets a probability that the KL can
+    push to zero, so the KL stays finite and informative and the sampled latents keep some
+    spread. `mix = 0` returns `logits` itself (no change, bit for bit).
+    """
+    if mix == 0:
+        return logits
+    probs = logits.float().softmax(-1)
+    return ((1.0 - mix) * probs + mix / logits.shape[-1]).log()
+
+
 def categorical_kl(lhs_logits: torch.Tensor, rhs_logits: torch.Tensor) -> torch.Tensor:
     """KL(lhs || rhs) of two [..., S, K] categorical latents, summed over S -> [...]"""
     lhs = lhs_logits.float().log_softmax(-1)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cwm.model.distributions import onehot_sample
+from cwm.model.distributions import onehot_sample, unimix_logits
 
 
 class RSSMState(NamedTuple):
@@ -71,9 +71,13 @@ class LayerNormGRUCell(nn.Module):
 
 class RSSM(nn.Module):
     def __init__(self, embed_dim: int, *, deter: int = 1024, hidden: int = 1024, stoch: int = 32,
-                 classes: int = 32, action_dim: int = 50):
+                 classes: int = 32, action_dim: int = 50, unimix: float = 0.0):
         super().__init__()
         self.embed_dim, self.deter, self.hidden = embed_dim, deter, hidden
+        # Share of a uniform distribution mixed into the prior's and posterior's categoricals
+        # (0: DreamerV2's, the paper's; DreamerV3 uses 0.01). It holds no weights, so a
+        # checkpoint loads under any value.
+        self.unimix = unimix
         self.stoch, self.classes, self.action_dim = stoch, classes, action_dim
         self.img_in = nn.Linear(stoch * classes + action_dim, hidden)
         self.cell = LayerNormGRUCell(hidden, deter)
@@ -105,8 +109,11 @@ class RSSM(nn.Module):
 
     def prior_logits(self, deter: torch.Tensor) -> torch.Tensor:
         """[..., D] -> [..., S, K]"""
-        x = self.img_logits(F.elu(self.img_out(deter)))
-        return x.unflatten(-1, (self.stoch, self.classes))
+        return self._logits(self.img_logits(F.elu(self.img_out(deter))))
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """A logits layer's output [..., S*K] -> the latent's logits [..., S, K] (mixed)."""
+        return unimix_logits(x.unflatten(-1, (self.stoch, self.classes)), self.unimix)
 
     def img_step(self, prev: RSSMState, action: torch.Tensor | None = None,
                  sample: bool = True) -> RSSMState:
@@ -121,8 +128,8 @@ class RSSM(nn.Module):
         """One filtering step: (posterior, prior) given embed [N, E]."""
         prev, action = self._reset(prev, action, is_first)
         prior = self.img_step(prev, action, sample)
-        x = self.obs_logits(F.elu(self.obs_out(torch.cat([prior.deter, embed.to(prior.deter.dtype)], -1))))
-        logits = x.unflatten(-1, (self.stoch, self.classes))
+        logits = self._logits(self.obs_logits(F.elu(self.obs_out(
+            torch.cat([prior.deter, embed.to(prior.deter.dtype)], -1)))))
         return RSSMState(logits, onehot_sample(logits, sample), prior.deter), prior
 
     def _reset(self, prev: RSSMState, action: torch.Tensor | None, is_first: torch.Tensor | None):
@@ -157,8 +164,7 @@ class RSSM(nn.Module):
             prev, act = self._reset(state, None if action is None else action[:, i],
                                     None if is_first is None else is_first[:, i])
             deter = self._recur(prev, act)
-            x = self.obs_logits(F.elu(embed_part[:, i] + F.linear(deter, w_deter)))
-            logits = x.unflatten(-1, (self.stoch, self.classes))
+            logits = self._logits(self.obs_logits(F.elu(embed_part[:, i] + F.linear(deter, w_deter))))
             state = RSSMState(logits, onehot_sample(logits, sample), deter)
             logits_seq.append(logits)
             stoch_seq.append(state.stoch)

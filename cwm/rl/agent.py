@@ -109,10 +109,11 @@ class Agent(nn.Module):
             z_feat = self.wm.rssm.feat_dim
             s_in = z_feat + (self.wm.encoder.embed_dim if learn.s_posterior_embed else 0)
             self.s_rssm = RSSM(s_in, deter=m.deter, hidden=m.hidden, stoch=m.stoch,
-                               classes=m.classes, action_dim=m.action_dim)
+                               classes=m.classes, action_dim=m.action_dim, unimix=learn.unimix)
         else:
             # DreamerV2: the world model's own RSSM, fed with actions, is the only latent.
             self.s_rssm = self.wm.rssm
+            self.s_rssm.unimix = learn.unimix
         feat = self.s_rssm.feat_dim
         self.reward_beh = MLPHead(feat, 1, learn.head_layers, learn.head_units)
         self.reward_rep = (MLPHead(feat, 1, learn.head_layers, learn.head_units)

@@ -98,6 +98,11 @@ class LearnConfig:
     # What the behavioural reward head regresses: the reward ("identity", upstream's) or
     # symlog(reward), read back through symexp in imagination (cwm.rl.returns).
     reward_transform: str = "identity"
+    # Share of a uniform distribution mixed into the action-conditional latent's categoricals,
+    # prior and posterior (DreamerV3's unimix, 0.01 there; 0 = DreamerV2's, the paper's): the
+    # KL cannot drive a class's probability to zero. The s latent only (the world model's own
+    # for the dreamerv2 agent, whose RSSM is its s); the pre-trained z is left as it was trained.
+    unimix: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -349,6 +354,8 @@ def validate(cfg: RLConfig) -> None:
                         "be non-negative and learn.context_erase_prob in [0, 1]")
     if learn.free_nats < 0 or learn.intrinsic_scale < 0:
         raise UserError("learn.free_nats and learn.intrinsic_scale must be non-negative")
+    if not 0.0 <= learn.unimix < 1.0:
+        raise UserError(f"learn.unimix must be in [0, 1), got {learn.unimix}")
     if cfg.agent == "dreamerv2" and (learn.intrinsic_scale > 0 or learn.s_posterior_embed):
         raise UserError("the dreamerv2 agent has no video latent z: learn.intrinsic_scale must be 0 "
                         "and learn.s_posterior_embed false")

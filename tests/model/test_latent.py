@@ -1,6 +1,8 @@
+import math
+
 import torch
 
-from cwm.model.distributions import categorical_kl, kl_balanced_loss, onehot_sample
+from cwm.model.distributions import categorical_kl, kl_balanced_loss, onehot_sample, unimix_logits
 from cwm.model.rssm import RSSM, pad_action
 
 
@@ -77,3 +79,35 @@ def test_stacked_rssm_takes_padded_actions_and_resets():
     assert torch.allclose(reset.deter[:, 3], fresh.deter[:, 0], atol=1e-6)
     imagined = rssm.imagine(rssm.initial(2), 4, torch.randn(2, 4, 4))
     assert imagined.deter.shape == (2, 4, 16)
+
+
+def test_unimix_puts_a_floor_under_every_class_and_zero_changes_nothing():
+    logits = _logits(7) * 30.0                       # near one-hot: some classes at ~e-100
+    assert logits.softmax(-1).min() < 1e-20
+    mixed = unimix_logits(logits, 0.01)
+    probs = mixed.exp()
+    assert torch.allclose(probs.sum(-1), torch.ones(3, 5, 4), atol=1e-6)
+    assert probs.min() >= 0.01 / 6 * (1 - 1e-5)
+    assert torch.allclose(probs, 0.99 * logits.softmax(-1) + 0.01 / 6, atol=1e-7)
+    assert unimix_logits(logits, 0.0) is logits
+    # The KL between two near one-hot latents that disagree is bounded once both are mixed:
+    # per variable by log(K / mix), as no class has less than mix / K under the second.
+    other = _logits(8) * 30.0
+    assert categorical_kl(logits, other).max() > 100
+    assert categorical_kl(mixed, unimix_logits(other, 0.01)).max() <= 4 * math.log(6 / 0.01)
+
+
+def test_unimix_rssm_mixes_prior_and_posterior_alike():
+    torch.manual_seed(0)
+    rssm = RSSM(12, deter=16, hidden=16, stoch=4, classes=5, action_dim=3, unimix=0.2)
+    embed, action = torch.randn(2, 6, 12) * 10, torch.randn(2, 6, 3)
+    post, prior = rssm.observe(embed, action)
+    one_post, one_prior = rssm.obs_step(rssm.initial(2), action[:, 0], embed[:, 0])
+    for state in (post, prior, one_post, one_prior, rssm.img_step(one_post, action[:, 1])):
+        assert state.logits.exp().min() >= 0.2 / 5 * (1 - 1e-5)
+    plain = RSSM(12, deter=16, hidden=16, stoch=4, classes=5, action_dim=3)
+    plain.load_state_dict(rssm.state_dict())         # no weights of its own: any value loads
+    torch.manual_seed(1)
+    a, _ = rssm.observe(embed, action, sample=False)
+    b, _ = plain.observe(embed, action, sample=False)
+    assert torch.allclose(a.logits.exp(), 0.8 * b.logits.softmax(-1) + 0.2 / 5, atol=1e-6)

@@ -58,7 +58,8 @@ def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
 
 @pytest.mark.parametrize("agent, settings", [
     ("dreamerv2", []), ("contextwm", []),
-    ("dreamerv2", ["behavior.return_norm=percentile", "learn.reward_transform=symlog"])])
+    ("dreamerv2", ["behavior.return_norm=percentile", "learn.reward_transform=symlog"]),
+    ("contextwm", ["learn.unimix=0.01"])])
 def test_fast_and_reference_paths_give_the_same_losses_gradients_and_weights(agent, settings):
     cfg = apply_settings(make_rl_config("dmc", preset="tiny", agent=agent), settings)
     fast_metrics, fast_grads, fast_weights = _one_update(cfg, fast=True)

@@ -1,5 +1,5 @@
 """The small-budget options of issue 12: symlog rewards, percentile return scaling, a delayed actor,
-the actor's gradient estimator.
+the actor's gradient estimator, unimix categoricals.
 
 Each is off in every preset (upstream's protocol) and reached with `--set`."""
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cwm.errors import UserError
+from cwm.model.rssm import RSSMState
 from cwm.rl.agent import make_agent
 from cwm.rl.config import apply_settings, make_rl_config
 from cwm.rl.returns import ReturnScale, symexp, symlog
@@ -43,6 +44,7 @@ def test_presets_keep_upstreams_protocol():
         assert cfg.learn.reward_transform == "identity"
         assert cfg.behavior.return_norm == "none" and cfg.behavior.actor_delay == 0
         assert cfg.behavior.actor_grad == "dynamics"
+        assert cfg.learn.unimix == 0.0
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -51,6 +53,8 @@ def test_presets_keep_upstreams_protocol():
     ("behavior.actor_delay=-1", "behavior.actor_delay must be non-negative"),
     ("behavior.actor_grad=straight", "behavior.actor_grad must be one of dynamics, reinforce, both"),
     ("behavior.actor_grad_mix=1.5", r"behavior.actor_grad_mix must be in \[0, 1\]"),
+    ("learn.unimix=1", r"learn.unimix must be in \[0, 1\), got 1.0"),
+    ("learn.unimix=-0.01", r"learn.unimix must be in \[0, 1\), got -0.01"),
 ])
 def test_bad_values_are_refused(setting, message):
     with pytest.raises(UserError, match=message):
@@ -138,3 +142,38 @@ def test_a_reinforce_actor_trains_in_a_whole_update():
     metrics = agent.update(_batch(action_dim=2))
     assert float(metrics["actor_grad_norm"]) > 0
     assert any(not torch.equal(a, b) for a, b in zip(actor0, agent.behavior.actor.parameters()))
+
+
+@pytest.mark.parametrize("agent_kind", ["contextwm", "dreamerv2"])
+def test_unimix_floors_the_s_latent_and_leaves_the_pretrained_z_alone(agent_kind):
+    cfg = apply_settings(make_rl_config("dmc", preset="tiny", agent=agent_kind),
+                         ["learn.unimix=0.05"])
+    torch.manual_seed(0)
+    agent = make_agent(cfg, 4, torch.device("cpu"))
+    # DreamerV2's world-model RSSM is its s latent; ContextWM's z keeps the pre-trained form.
+    assert agent.s_rssm.unimix == 0.05
+    assert agent.wm.rssm.unimix == (0.05 if agent_kind == "dreamerv2" else 0.0)
+    floor = 0.05 / cfg.model.classes
+    torch.manual_seed(1)
+    _, _, s_post = agent.world_model_loss(_batch(), augment=False, update_bonus=False)
+    assert s_post.logits.exp().min() >= floor * (1 - 1e-5)
+    assert torch.allclose(s_post.logits.exp().sum(-1), torch.ones(()), atol=1e-5)
+    last = RSSMState(*(x[:, -1].detach() for x in s_post))
+    imagined = agent.s_rssm.imagine(last, 3, action=torch.zeros(2, 3, 4))
+    assert imagined.logits.exp().min() >= floor * (1 - 1e-5)
+    # The same weights without the option: the mixture of their distribution and the uniform.
+    plain = make_agent(make_rl_config("dmc", preset="tiny", agent=agent_kind), 4,
+                       torch.device("cpu"))
+    plain.load_state_dict(agent.state_dict())
+    torch.manual_seed(1)
+    _, _, s_plain = plain.world_model_loss(_batch(), augment=False, update_bonus=False)
+    assert torch.allclose(s_post.logits.exp(), 0.95 * s_plain.logits.softmax(-1) + floor,
+                          atol=1e-6)
+
+
+def test_an_update_with_unimix_trains_and_keeps_every_loss_finite():
+    agent = _agent("learn.unimix=0.01")
+    before = _params(agent.s_rssm)
+    metrics = agent.update(_batch(action_dim=2))
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in metrics.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.s_rssm.parameters()))
