@@ -57,13 +57,16 @@ cwm-ingest sim --tasks "$TARGETS" --episodes "$HELDOUT_EPISODES" "${MAXSTEPS[@]}
   --seed 1000 --no-progress --out "$RUNS/videos/heldout"
 
 log "2. pre-training"
+ckpt() { ls "$RUNS/pretrain/$1/checkpoints/"*.pt | sort | tail -1; }
 for model in contextwm plain; do
   cwm-train --shards "$RUNS/videos/pretrain" --model "$model" "${PRE[@]}" --no-progress \
     --out "$RUNS/pretrain/$model" > "$RUNS/pretrain-$model.log" 2>&1
-  cwm-train predict "$RUNS/pretrain/$model" --shards "$RUNS/videos/heldout" \
-    --out "$RUNS/pretrain/$model/heldout" >> "$RUNS/pretrain-$model.log" 2>&1
+  # The held-out predictions of the newest checkpoint, once (a resumed session skips them).
+  step=$(basename "$(ckpt "$model")" .pt); step=${step#step-}
+  [[ -e $RUNS/pretrain/$model/heldout/eval-$step.json ]] ||
+    cwm-train predict "$RUNS/pretrain/$model" --shards "$RUNS/videos/heldout" \
+      --out "$RUNS/pretrain/$model/heldout" >> "$RUNS/pretrain-$model.log" 2>&1
 done
-ckpt() { ls "$RUNS/pretrain/$1/checkpoints/"*.pt | sort | tail -1; }
 
 log "3. fine-tuning"
 arm_args() {
