@@ -17,10 +17,12 @@ with horizontal lines for `--reference` returns such as the random and zero-acti
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from cwm.errors import UserError
 from cwm.model.metrics import read_metrics
 from cwm.rl.report import aggregate, load_run
 
@@ -33,8 +35,18 @@ def steady_fps(run_dir: Path) -> float:
     return float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else float("nan")
 
 
-def variant_row(variant_dir: Path, at: int, target: int) -> dict:
+def evaluated_runs(variant_dir: Path) -> list[Path]:
+    """The variant's seed runs that have an evaluation: a run that has just started (no
+    metrics, or none evaluated yet) is left out rather than read as a failure."""
     runs = sorted(p for p in variant_dir.glob("seed*") if p.is_dir())
+    return [p for p in runs if (p / "metrics.jsonl").is_file() and load_run(p).steps.size]
+
+
+def variant_row(variant_dir: Path, at: int, target: int) -> dict | None:
+    """The table row of one variant, or None when none of its runs has been evaluated yet."""
+    runs = evaluated_runs(variant_dir)
+    if not runs:
+        return None
     curves = [load_run(p) for p in runs]
     rows = aggregate(curves)
     fps = [steady_fps(p) for p in runs]
@@ -55,22 +67,20 @@ def plot(rows: list[dict], at: int, references: dict[str, float], path: Path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for i, r in enumerate(rows):
-        if r["at"] is None:
-            continue
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    # Variants sit close together in frames/s, so they are told apart by colour and marker in
+    # a legend rather than by labels beside the points, which overlap.
+    markers = "osD^vP*X<>"
+    for i, r in enumerate(x for x in rows if x["at"] is not None):
         y = r["at"]
-        ax.errorbar(r["fps"], y.iqm, yerr=[[y.iqm - y.iqm_low], [y.iqm_high - y.iqm]], fmt="o",
-                    capsize=3)
-        ax.annotate(r["variant"], (r["fps"], y.iqm), textcoords="offset points",
-                    xytext=(5, 4 if i % 2 else -11),   # neighbours' labels above / below
-                    fontsize=8)
+        ax.errorbar(r["fps"], y.iqm, yerr=[[y.iqm - y.iqm_low], [y.iqm_high - y.iqm]],
+                    fmt=markers[i % len(markers)], color=plt.cm.tab10(i % 10), capsize=3,
+                    label=r["variant"])
     for (name, value), style in zip(references.items(), (":", "-.", "--")):
         ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} policy")
     ax.set_xlabel("frames/s per run (3 runs on 2 cores)")
     ax.set_ylabel(f"return at {at:,} frames (IQM, 95% CI)")
-    if references:
-        ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -102,7 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"| variant | seeds | frames/s per run | IQM at {args.at:,} frames | best IQM (frames) "
              f"| frames reached | hours per run for {args.target:,} frames |",
              "|---|---:|---:|---|---|---:|---:|"]
-    rows = [variant_row(v, args.at, args.target) for v in variants]
+    rows = []
+    for v in variants:
+        try:
+            row = variant_row(v, args.at, args.target)
+        except UserError as e:                       # a damaged run directory
+            ap.error(str(e))
+        if row is None:
+            print(f"note: {v.name} left out: none of its runs has been evaluated yet",
+                  file=sys.stderr)
+        else:
+            rows.append(row)
+    if not rows:
+        ap.error(f"no variant in {args.task_dir} has an evaluated run yet")
     for r in rows:
         lines.append(f"| {r['variant']} | {r['seeds']} | {r['fps']:.1f} | {cell(r['at'])} | "
                      f"{cell(r['best'])} ({r['best'].step:,}) | {r['reached']:,} | "

@@ -68,3 +68,32 @@ def test_bad_reference_is_a_usage_error(tmp_path, tradeoff, capsys):
     with pytest.raises(SystemExit) as exit_:
         tradeoff.main([str(tmp_path), "--reference", "zero"])
     assert exit_.value.code == 2 and "NAME=RETURN" in capsys.readouterr().err
+
+
+def test_runs_not_yet_evaluated_are_left_out_with_a_note(tmp_path, tradeoff, capsys):
+    for seed in range(3):
+        _run(tmp_path, "done", seed, [300, 140], [50.0, 5.0])
+    started = tmp_path / "started"
+    (started / "seed0").mkdir(parents=True)              # the loop has not written a line yet
+    (started / "seed1").mkdir()
+    (started / "seed1" / "config.json").write_text(json.dumps(
+        {"env": "dmc", "task": "cartpole-balance", "agent": "contextwm", "seed": 1}))
+    (started / "seed1" / "metrics.jsonl").write_text(json.dumps({"step": 500, "fps": 9.0}) + "\n")
+    _run(tmp_path, "partial", 0, [300, 150], [50.0, 4.0])
+    (tmp_path / "partial" / "seed1").mkdir()              # one seed started late: two of them count
+    assert tradeoff.main([str(tmp_path), "--at", "2000"]) == 0
+    captured = capsys.readouterr()
+    assert "note: started left out: none of its runs has been evaluated yet" in captured.err
+    table = captured.out.splitlines()
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| done", "| partial"]
+    assert table[3].startswith("| partial | 1 | 4.0 | 150 [150, 150] |")
+
+
+def test_a_damaged_run_is_a_one_line_usage_error(tmp_path, tradeoff, capsys):
+    _run(tmp_path, "broken", 0, [300, 140], [50.0, 5.0])
+    (tmp_path / "broken" / "seed0" / "config.json").write_text("{not json")
+    with pytest.raises(SystemExit) as exit_:
+        tradeoff.main([str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "config.json is damaged" in err and "Traceback" not in err
