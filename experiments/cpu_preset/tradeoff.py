@@ -24,7 +24,7 @@ import numpy as np
 
 from cwm.errors import UserError
 from cwm.model.metrics import read_metrics
-from cwm.rl.report import aggregate, load_run
+from cwm.rl.report import RunCurve, aggregate, load_run
 
 
 def steady_fps(run_dir: Path) -> float:
@@ -35,25 +35,24 @@ def steady_fps(run_dir: Path) -> float:
     return float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else float("nan")
 
 
-def evaluated_runs(variant_dir: Path) -> list[Path]:
-    """The variant's seed runs that have an evaluation: a run that has just started (no
-    metrics, or none evaluated yet) is left out rather than read as a failure."""
-    runs = sorted(p for p in variant_dir.glob("seed*") if p.is_dir())
-    return [p for p in runs if (p / "metrics.jsonl").is_file() and load_run(p).steps.size]
+def evaluated_curves(variant_dir: Path) -> list[RunCurve]:
+    """The curves of the variant's seed runs that have an evaluation: a run that has just
+    started (no metrics, or none evaluated yet) is left out rather than read as a failure."""
+    runs = sorted(p for p in variant_dir.glob("seed*") if (p / "metrics.jsonl").is_file())
+    return [c for c in map(load_run, runs) if c.steps.size]
 
 
 def variant_row(variant_dir: Path, at: int, target: int) -> dict | None:
     """The table row of one variant, or None when none of its runs has been evaluated yet."""
-    runs = evaluated_runs(variant_dir)
-    if not runs:
+    curves = evaluated_curves(variant_dir)
+    if not curves:
         return None
-    curves = [load_run(p) for p in runs]
     rows = aggregate(curves)
-    fps = [steady_fps(p) for p in runs]
+    fps = [steady_fps(c.path) for c in curves]
     best = max(rows, key=lambda r: r.iqm)
     at_row = next((r for r in rows if r.step == at), None)
     rate = float(np.median(fps))
-    return {"variant": variant_dir.name, "seeds": len(runs), "fps": rate,
+    return {"variant": variant_dir.name, "seeds": len(curves), "fps": rate,
             "at": at_row, "best": best, "reached": rows[-1].step,
             "hours": target / rate / 3600 if rate > 0 else float("nan")}
 

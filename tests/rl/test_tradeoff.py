@@ -80,7 +80,7 @@ def test_runs_not_yet_evaluated_are_left_out_with_a_note(tmp_path, tradeoff, cap
         {"env": "dmc", "task": "cartpole-balance", "agent": "contextwm", "seed": 1}))
     (started / "seed1" / "metrics.jsonl").write_text(json.dumps({"step": 500, "fps": 9.0}) + "\n")
     _run(tmp_path, "partial", 0, [300, 150], [50.0, 4.0])
-    (tmp_path / "partial" / "seed1").mkdir()              # one seed started late: two of them count
+    (tmp_path / "partial" / "seed1").mkdir()              # a seed not started yet: seed 0 alone counts
     assert tradeoff.main([str(tmp_path), "--at", "2000"]) == 0
     captured = capsys.readouterr()
     assert "note: started left out: none of its runs has been evaluated yet" in captured.err
