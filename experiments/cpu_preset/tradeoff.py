@@ -1,7 +1,8 @@
 """Issue 12's trade-off table: what each screened variant costs per frame against what it returns.
 
-    python experiments/cpu_preset/tradeoff.py RUNS/TASK [--at FRAMES] [--target N] [--out FILE]
-                                              [--plot PNG] [--reference NAME=RETURN ...]
+    python experiments/cpu_preset/tradeoff.py RUNS/TASK [--at FRAMES] [--target N] [--hours H]
+                                              [--out FILE] [--plot PNG] [--hours-plot PNG]
+                                              [--reference NAME=RETURN ...]
 
 RUNS/TASK holds one directory per variant (`experiments/cpu_preset/run.sh` writes
 RUNS/TASK/VARIANT/seedK). For every variant: the frames/s of one run at the steady state (the
@@ -10,6 +11,9 @@ out), the IQM [95% bootstrap interval] over seeds at `--at` frames and at its be
 how far its runs got, and the hours one run needs for `--target` frames at that rate (the seeds
 ran side by side, so that is also the wall-clock time of the variant). The rates are those of
 the runs as they ran: three runs on two cores, with whatever else the machine did then.
+`--hours` compares at equal compute instead of equal frames: the IQM at the last evaluation a
+run reaches within H hours at its steady rate (blank where the runs stopped before H hours).
+`--hours-plot` draws every variant's IQM curve against those hours per run.
 `--plot` draws the same as a picture (frames/s across, IQM at `--at` up, with its interval),
 with horizontal lines for `--reference` returns such as the random and zero-action policies'.
 """
@@ -42,7 +46,20 @@ def evaluated_curves(variant_dir: Path) -> list[RunCurve]:
     return [c for c in map(load_run, runs) if c.steps.size]
 
 
-def variant_row(variant_dir: Path, at: int, target: int) -> dict | None:
+def hours_of(step: int, rate: float) -> float:
+    """Hours one run needs for `step` frames at its steady rate."""
+    return step / rate / 3600 if rate > 0 else float("nan")
+
+
+def within_hours(rows: list, rate: float, hours: float):
+    """The last evaluation row a run reaches within `hours` at `rate`, or None when the runs
+    stopped before that much time (what they would have scored then is not known)."""
+    if not rows or hours_of(rows[-1].step, rate) < hours:
+        return None
+    return [r for r in rows if hours_of(r.step, rate) <= hours][-1]
+
+
+def variant_row(variant_dir: Path, at: int, target: int, hours: float = 2.0) -> dict | None:
     """The table row of one variant, or None when none of its runs has been evaluated yet."""
     curves = evaluated_curves(variant_dir)
     if not curves:
@@ -54,11 +71,16 @@ def variant_row(variant_dir: Path, at: int, target: int) -> dict | None:
     rate = float(np.median(fps))
     return {"variant": variant_dir.name, "seeds": len(curves), "fps": rate,
             "at": at_row, "best": best, "reached": rows[-1].step,
-            "hours": target / rate / 3600 if rate > 0 else float("nan")}
+            "hours": hours_of(target, rate), "within": within_hours(rows, rate, hours),
+            "curve": rows}
 
 
 def cell(row) -> str:
     return "" if row is None else f"{row.iqm:.0f} [{row.iqm_low:.0f}, {row.iqm_high:.0f}]"
+
+
+def within_cell(row) -> str:
+    return "" if row is None else f"{cell(row)} ({row.step:,})"
 
 
 def plot(rows: list[dict], at: int, references: dict[str, float], path: Path) -> None:
@@ -86,16 +108,46 @@ def plot(rows: list[dict], at: int, references: dict[str, float], path: Path) ->
     plt.close(fig)
 
 
+def plot_hours(rows: list[dict], references: dict[str, float], path: Path) -> None:
+    """Each variant's IQM curve (with its interval) against hours of one run's compute."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for i, r in enumerate(rows):
+        h = [hours_of(x.step, r["fps"]) for x in r["curve"]]
+        colour = plt.cm.tab10(i % 10)
+        ax.plot(h, [x.iqm for x in r["curve"]], color=colour, label=r["variant"])
+        ax.fill_between(h, [x.iqm_low for x in r["curve"]], [x.iqm_high for x in r["curve"]],
+                        color=colour, alpha=0.12)
+    for (name, value), style in zip(references.items(), (":", "-.", "--")):
+        ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} policy")
+    ax.set_xlabel("hours of one run at its steady frames/s (3 runs on 2 cores)")
+    ax.set_ylabel("return (IQM, 95% CI)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("task_dir", type=Path, help="RUNS/TASK, one directory per variant")
     ap.add_argument("--at", type=int, default=12000, help="frames every variant is compared at")
     ap.add_argument("--target", type=int, default=100000, help="frames the issue's target names")
+    ap.add_argument("--hours", type=float, default=2.0,
+                    help="also compare at this many hours of one run's compute")
     ap.add_argument("--out", type=Path, help="write the table here too (markdown)")
     ap.add_argument("--plot", type=Path, help="draw frames/s against the return at --at here")
+    ap.add_argument("--hours-plot", type=Path,
+                    help="draw each variant's return against hours of one run here")
     ap.add_argument("--reference", action="append", default=[], metavar="NAME=RETURN",
                     help="a reference policy's return, drawn as a line (repeatable)")
     args = ap.parse_args(argv)
+    if not args.hours > 0:
+        ap.error(f"--hours must be positive, got {args.hours}")
     if not args.task_dir.is_dir():
         ap.error(f"{args.task_dir} is not a directory")
     variants = sorted(p for p in args.task_dir.iterdir() if p.is_dir() and any(p.glob("seed*/")))
@@ -109,12 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             ap.error(f"--reference takes NAME=RETURN, got {item!r}")
     lines = [f"| variant | seeds | frames/s per run | IQM at {args.at:,} frames | best IQM (frames) "
-             f"| frames reached | hours per run for {args.target:,} frames |",
-             "|---|---:|---:|---|---|---:|---:|"]
+             f"| frames reached | hours per run for {args.target:,} frames "
+             f"| IQM within {args.hours:g} h per run (frames) |",
+             "|---|---:|---:|---|---|---:|---:|---|"]
     rows = []
     for v in variants:
         try:
-            row = variant_row(v, args.at, args.target)
+            row = variant_row(v, args.at, args.target, args.hours)
         except UserError as e:                       # a damaged run directory
             ap.error(str(e))
         if row is None:
@@ -127,13 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(f"| {r['variant']} | {r['seeds']} | {r['fps']:.1f} | {cell(r['at'])} | "
                      f"{cell(r['best'])} ({r['best'].step:,}) | {r['reached']:,} | "
-                     f"{r['hours']:.1f} |")
+                     f"{r['hours']:.1f} | {within_cell(r['within'])} |")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:
         args.out.write_text(text)
     if args.plot:
         plot(rows, args.at, references, args.plot)
+    if args.hours_plot:
+        plot_hours(rows, references, args.hours_plot)
     return 0
 
 

@@ -41,17 +41,30 @@ def test_table_has_each_variant_with_cost_and_return(tmp_path, tradeoff, capsys)
         _run(tmp_path, "fast", seed, [300, 136, 136], [50.0, 20.0, 20.0])
     out = tmp_path / "tradeoff.md"
     picture = tmp_path / "tradeoff.png"
+    per_hour = tmp_path / "per_hour.png"
     assert tradeoff.main([str(tmp_path), "--at", "2000", "--target", "72000", "--out", str(out),
-                          "--plot", str(picture), "--reference", "zero=756"]) == 0
-    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                          "--plot", str(picture), "--hours", "0.15", "--hours-plot", str(per_hour),
+                          "--reference", "zero=756"]) == 0
+    for png in (picture, per_hour):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = out.read_text()
     assert table == capsys.readouterr().out
     slow = next(x for x in table.splitlines() if x.startswith("| slow |"))
     fast = next(x for x in table.splitlines() if x.startswith("| fast |"))
     # 72,000 frames at 5 frames/s = 4 h; at 20 = 1 h. The slow variant's best is its last
-    # evaluation (IQM of 500-502), the fast one's the untrained policy at frame 0.
-    assert slow == "| slow | 3 | 5.0 | 140 [140, 140] | 501 [500, 502] (4,000) | 4,000 | 4.0 |"
-    assert fast == "| fast | 3 | 20.0 | 136 [136, 136] | 300 [300, 300] (0) | 4,000 | 1.0 |"
+    # evaluation (IQM of 500-502), the fast one's the untrained policy at frame 0. Within 0.15 h
+    # (540 s) the slow runs reach 2,700 frames, so their 2,000-frame evaluation; the fast runs
+    # stopped at 4,000 frames = 200 s, before 0.15 h, so what they would score then is not known.
+    assert slow == ("| slow | 3 | 5.0 | 140 [140, 140] | 501 [500, 502] (4,000) | 4,000 | 4.0 "
+                    "| 140 [140, 140] (2,000) |")
+    assert fast == "| fast | 3 | 20.0 | 136 [136, 136] | 300 [300, 300] (0) | 4,000 | 1.0 |  |"
+
+
+def test_equal_compute_needs_positive_hours(tmp_path, tradeoff, capsys):
+    _run(tmp_path, "v", 0, [1, 2], [5.0, 5.0])
+    with pytest.raises(SystemExit) as exit_:
+        tradeoff.main([str(tmp_path), "--hours", "0"])
+    assert exit_.value.code == 2 and "--hours must be positive" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("where", ["empty", "missing"])
