@@ -47,14 +47,15 @@ def evaluated_curves(variant_dir: Path) -> list[RunCurve]:
 
 
 def hours_of(step: int, rate: float) -> float:
-    """Hours one run needs for `step` frames at its steady rate."""
+    """Hours one run needs for `step` frames at its steady rate (NaN without a rate)."""
     return step / rate / 3600 if rate > 0 else float("nan")
 
 
 def within_hours(rows: list, rate: float, hours: float):
     """The last evaluation row a run reaches within `hours` at `rate`, or None when the runs
-    stopped before that much time (what they would have scored then is not known)."""
-    if not rows or hours_of(rows[-1].step, rate) < hours:
+    stopped before that much time (what they would have scored then is not known) or have no
+    steady rate yet (evaluated before their first training log)."""
+    if not rows or not rate > 0 or hours_of(rows[-1].step, rate) < hours:
         return None
     return [r for r in rows if hours_of(r.step, rate) <= hours][-1]
 

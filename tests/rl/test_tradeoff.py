@@ -110,3 +110,18 @@ def test_a_damaged_run_is_a_one_line_usage_error(tmp_path, tradeoff, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "config.json is damaged" in err and "Traceback" not in err
+
+
+def test_a_run_evaluated_before_its_first_training_log_has_no_equal_compute_cell(tmp_path, tradeoff,
+                                                                                   capsys):
+    # The loop evaluates the untrained policy at frame 0, before any training log gives a rate.
+    _run(tmp_path, "done", 0, [300, 140], [50.0, 5.0])
+    fresh = tmp_path / "fresh" / "seed0"
+    fresh.mkdir(parents=True)
+    (fresh / "config.json").write_text(json.dumps(
+        {"env": "dmc", "task": "cartpole-balance", "agent": "contextwm", "seed": 0}))
+    (fresh / "metrics.jsonl").write_text(json.dumps({"step": 0, "eval_return": 250.0}) + "\n")
+    assert tradeoff.main([str(tmp_path), "--at", "0", "--hours", "0.01",
+                          "--hours-plot", str(tmp_path / "h.png")]) == 0
+    fresh_row = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("| fresh |"))
+    assert fresh_row == "| fresh | 1 | nan | 250 [250, 250] | 250 [250, 250] (0) | 0 | nan |  |"
