@@ -84,6 +84,19 @@ def within_cell(row) -> str:
     return "" if row is None else f"{cell(row)} ({row.step:,})"
 
 
+def _finish(fig, ax, references: dict[str, float], path: Path) -> None:
+    """The reference policies as horizontal lines, a legend beside the axes, and the file."""
+    import matplotlib.pyplot as plt
+
+    for (name, value), style in zip(references.items(), (":", "-.", "--")):
+        ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} policy")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot(rows: list[dict], at: int, references: dict[str, float], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -98,15 +111,9 @@ def plot(rows: list[dict], at: int, references: dict[str, float], path: Path) ->
         ax.errorbar(r["fps"], y.iqm, yerr=[[y.iqm - y.iqm_low], [y.iqm_high - y.iqm]],
                     fmt=markers[i % len(markers)], color=plt.cm.tab10(i % 10), capsize=3,
                     label=r["variant"])
-    for (name, value), style in zip(references.items(), (":", "-.", "--")):
-        ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} policy")
     ax.set_xlabel("frames/s per run (3 runs on 2 cores)")
     ax.set_ylabel(f"return at {at:,} frames (IQM, 95% CI)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, ax, references, path)
 
 
 def plot_hours(rows: list[dict], references: dict[str, float], path: Path) -> None:
@@ -122,15 +129,9 @@ def plot_hours(rows: list[dict], references: dict[str, float], path: Path) -> No
         ax.plot(h, [x.iqm for x in r["curve"]], color=colour, label=r["variant"])
         ax.fill_between(h, [x.iqm_low for x in r["curve"]], [x.iqm_high for x in r["curve"]],
                         color=colour, alpha=0.12)
-    for (name, value), style in zip(references.items(), (":", "-.", "--")):
-        ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{name} policy")
     ax.set_xlabel("hours of one run at its steady frames/s (3 runs on 2 cores)")
     ax.set_ylabel("return (IQM, 95% CI)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _finish(fig, ax, references, path)
 
 
 def main(argv: list[str] | None = None) -> int:
