@@ -60,7 +60,7 @@ def within_hours(rows: list, rate: float, hours: float):
     return [r for r in rows if hours_of(r.step, rate) <= hours][-1]
 
 
-def variant_row(variant_dir: Path, at: int, target: int, hours: float = 2.0) -> dict | None:
+def variant_row(variant_dir: Path, at: int, target: int, hours: float) -> dict | None:
     """The table row of one variant, or None when none of its runs has been evaluated yet."""
     curves = evaluated_curves(variant_dir)
     if not curves:
@@ -84,6 +84,16 @@ def within_cell(row) -> str:
     return "" if row is None else f"{cell(row)} ({row.step:,})"
 
 
+def _figure():
+    """pyplot (headless), and a figure with one axes of the size both pictures share."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    return plt, fig, ax
+
+
 def _finish(fig, ax, references: dict[str, float], path: Path) -> None:
     """The reference policies as horizontal lines, a legend beside the axes, and the file."""
     import matplotlib.pyplot as plt
@@ -98,11 +108,7 @@ def _finish(fig, ax, references: dict[str, float], path: Path) -> None:
 
 
 def plot(rows: list[dict], at: int, references: dict[str, float], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    plt, fig, ax = _figure()
     # Variants sit close together in frames/s, so they are told apart by colour and marker in
     # a legend rather than by labels beside the points, which overlap.
     markers = "osD^vP*X<>"
@@ -118,11 +124,7 @@ def plot(rows: list[dict], at: int, references: dict[str, float], path: Path) ->
 
 def plot_hours(rows: list[dict], references: dict[str, float], path: Path) -> None:
     """Each variant's IQM curve (with its interval) against hours of one run's compute."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    plt, fig, ax = _figure()
     for i, r in enumerate(rows):
         h = [hours_of(x.step, r["fps"]) for x in r["curve"]]
         colour = plt.cm.tab10(i % 10)
