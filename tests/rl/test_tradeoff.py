@@ -1,20 +1,9 @@
 """experiments/cpu_preset/tradeoff.py: the frames/s-against-return table of issue 12's screen."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "cpu_preset" / "tradeoff.py"
-
-
-@pytest.fixture(scope="module")
-def tradeoff():
-    spec = importlib.util.spec_from_file_location("tradeoff", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(root: Path, variant: str, seed: int, returns: list[float], fps: list[float]) -> None:

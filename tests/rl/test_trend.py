@@ -1,20 +1,9 @@
 """experiments/cpu_preset/trend.py: does a curve that stops short of 100k frames reach the target
 on its present course?"""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "cpu_preset" / "trend.py"
-
-
-@pytest.fixture(scope="module")
-def trend():
-    spec = importlib.util.spec_from_file_location("trend", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _report(path: Path, points: list[tuple[int, float]], task: str = "cartpole-balance") -> Path:
