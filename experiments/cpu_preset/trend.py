@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cwm.rl.report import percentile_interval
+
 RESAMPLES = 10_000
 
 
@@ -36,16 +38,20 @@ def read_iqm(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     tasks = {r["task"] for r in rows}
     if len(tasks) != 1:
         raise ValueError(f"{path} holds {len(tasks)} tasks; give one report per task")
-    steps = np.array([float(r["step"]) for r in rows])
-    iqm = np.array([float(r["iqm"]) for r in rows])
+    try:
+        steps = np.array([float(r["step"]) for r in rows])
+        iqm = np.array([float(r["iqm"]) for r in rows])
+    except (TypeError, ValueError):                # a cut-off row reads as None, text as text
+        raise ValueError(f"{path} has a damaged row (step or iqm missing or not a number)") from None
     order = np.argsort(steps)
     return steps[order], iqm[order], tasks.pop()
 
 
-def fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares line through (x, y) -> (slope, intercept)."""
-    slope, intercept = np.polyfit(x, y, 1)
-    return float(slope), float(intercept)
+def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares lines through the rows of (x, y) [..., N] -> (slopes, intercepts) [...]."""
+    dx = x - x.mean(-1, keepdims=True)
+    slope = (dx * (y - y.mean(-1, keepdims=True))).sum(-1) / (dx * dx).sum(-1)
+    return slope, y.mean(-1) - slope * x.mean(-1)
 
 
 def trend(steps: np.ndarray, iqm: np.ndarray, start: float, to: float, target: float) -> dict:
@@ -58,20 +64,15 @@ def trend(steps: np.ndarray, iqm: np.ndarray, start: float, to: float, target: f
                          f"found {len(x)}")
     if to <= steps[-1]:
         raise ValueError(f"--to ({to:,.0f}) must lie after the last evaluation ({steps[-1]:,.0f})")
-    slope, intercept = fit(x, y)
-    rng = np.random.default_rng(0)
-    picks = rng.integers(0, len(x), size=(RESAMPLES, len(x)))
-    boot = []
-    for p in picks:
-        if np.ptp(x[p]) > 0:                       # a resample of one frame count has no line
-            boot.append(fit(x[p], y[p]))
-    b = np.array(boot)
-    at_to = b[:, 0] * (to / 1e4) + b[:, 1]
+    slope, intercept = map(float, fit(x, y))
+    picks = np.random.default_rng(0).integers(0, len(x), size=(RESAMPLES, len(x)))
+    picks = picks[np.ptp(x[picks], axis=1) > 0]    # a resample of one frame count has no line
+    slopes, intercepts = fit(x[picks], y[picks])
     return {"from": float(steps[keep][0]), "last": float(steps[-1]), "n": int(keep.sum()),
             "last_iqm": float(iqm[-1]), "slope": slope,
-            "slope_ci": tuple(np.percentile(b[:, 0], [2.5, 97.5])),
+            "slope_ci": percentile_interval(slopes),
             "at_to": slope * (to / 1e4) + intercept,
-            "at_to_ci": tuple(np.percentile(at_to, [2.5, 97.5])),
+            "at_to_ci": percentile_interval(slopes * (to / 1e4) + intercepts),
             "needed": (target - iqm[-1]) / ((to - steps[-1]) / 1e4)}
 
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             steps, iqm, task = read_iqm(path)
             items.append((f"{task} ({path.parent.name}, target {target:g})",
                           trend(steps, iqm, args.start, args.to, target)))
-        except (ValueError, KeyError) as e:
+        except ValueError as e:
             ap.error(f"{path}: {e}")
     # one target for all goes in the header; several are named in each row's run column
     text = table(items, args.to, f"{targets[0]:g}" if len(set(targets)) == 1 else "its target")

@@ -62,6 +62,7 @@ def test_one_target_per_report(tmp_path, trend, capsys):
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such report"),
     ("not_a_report", "is not a cwm-rl report table"),
+    ("damaged_row", "has a damaged row"),
     ("too_few", "needs 3 or more evaluations"),
     ("past_target_frames", "must lie after the last evaluation"),
 ])
@@ -71,6 +72,9 @@ def test_bad_input_is_a_one_line_usage_error(tmp_path, trend, capsys, case, mess
     if case == "not_a_report":
         path.parent.mkdir()
         path.write_text("a,b\n1,2\n")
+    elif case == "damaged_row":
+        _report(path, [(s, 300) for s in range(0, 40001, 2000)])
+        path.write_text(path.read_text() + "dmc,cartpole-balance,contextwm,42000\n")   # cut off
     elif case == "too_few":
         _report(path, [(s, 300) for s in range(0, 32001, 2000)])    # 30k and 32k only
     elif case == "past_target_frames":
