@@ -23,12 +23,13 @@ declare -A SETTINGS=(
   [unimix]="learn.unimix=0.01"                                # DreamerV3's 1% uniform in the s latent
   [rawbound-unimix]="behavior.actor_raw_bound=2 learn.unimix=0.01"   # --preset cpu + unimix
   [rawbound-replay4x]="behavior.actor_raw_bound=2 loop.train_every=1"  # --preset cpu at the paper's ratio
+  [rawbound-entropy]="behavior.actor_raw_bound=2 behavior.actor_entropy=0.01"  # --preset cpu, 100x the entropy bonus
 )
 # Env frames per agent step where a variant differs from DMC's 2: the imagination's 15 steps
 # then span 60 frames (0.6 s of cartpole) instead of 30, and an update comes every 20 frames.
 declare -A REPEATS=([repeat4]=4)
 VARIANTS=("$@")
-[[ ${#VARIANTS[@]} -gt 0 ]] || VARIANTS=(small freenats v3returns actordelay rawbound reinforce repeat4 replay4x unimix rawbound-unimix rawbound-replay4x)
+[[ ${#VARIANTS[@]} -gt 0 ]] || VARIANTS=(small freenats v3returns actordelay rawbound reinforce repeat4 replay4x unimix rawbound-unimix rawbound-replay4x rawbound-entropy)
 for v in "${VARIANTS[@]}"; do
   [[ -v "SETTINGS[$v]" ]] || { echo "error: unknown variant $v (${!SETTINGS[*]})" >&2; exit 2; }
   args=()
